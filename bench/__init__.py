@@ -1,0 +1,1 @@
+"""skipjoin benchmarks: simulator, live load generator, plots."""

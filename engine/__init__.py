@@ -1,0 +1,1 @@
+"""skipjoin engine: the MLFQ policy and its adapters into real engines."""

