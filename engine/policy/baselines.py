@@ -1,0 +1,52 @@
+"""Comparison policies: strict priority, SJF and the oracle SRPT bound (FCFS is `Policy`)."""
+
+from __future__ import annotations
+
+import math
+
+from engine.policy.base import Policy
+from engine.policy.seq import SeqState
+
+
+class PriorityPolicy(Policy):
+    """Strict priority on the `priority` value (lower first); preempts only for a better value."""
+
+    preemptive = True
+
+    @classmethod
+    def default_name(cls) -> str:
+        return "priority"
+
+    def key(self, seq: SeqState, now: float) -> tuple:
+        prio = seq.predicted_len if seq.predicted_len is not None else math.inf
+        return (prio, seq.arrival, seq.rid)
+
+    def may_preempt(self, cand, victims, running, now) -> bool:
+        return True
+
+
+class SJFPolicy(Policy):
+    """Shortest predicted job first, run to completion."""
+
+    @classmethod
+    def default_name(cls) -> str:
+        return "sjf"
+
+    def key(self, seq: SeqState, now: float) -> tuple:
+        return (self.expected_remaining(seq) + seq.generated, seq.arrival, seq.rid)
+
+
+class SRPTPolicy(Policy):
+    """Shortest remaining first with free preemption: with exact lengths, the lower bound."""
+
+    preemptive = True
+
+    @classmethod
+    def default_name(cls) -> str:
+        return "srpt"
+
+    def key(self, seq: SeqState, now: float) -> tuple:
+        return (self.expected_remaining(seq), seq.arrival, seq.rid)
+
+    def may_preempt(self, cand, victims, running, now) -> bool:
+        return True

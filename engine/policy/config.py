@@ -1,0 +1,86 @@
+"""Policy knobs: one frozen config, validated, readable and writable as a dict (GET/PUT /policy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+POLICY_NAMES = ("mlfq", "fcfs", "priority", "sjf", "srpt")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    name: str = "mlfq"
+    levels: int = 6
+    base_quantum: int = 32  # tokens generated at the top level before the first demotion
+    quantum_growth: float = 2.0  # quantum of level k = base_quantum * growth**k
+    # Prefill tokens count as this many decode tokens when choosing the entry level (skip-join).
+    prefill_weight: float = 1 / 16
+    # A request that has not run for this long returns to the top level (None: never).
+    promote_after_s: float | None = 30.0
+    preempt: bool = True
+    # Preempt only when the expected saving exceeds the swap cost by this much.
+    min_gain_s: float = 0.0
+    # Victim must sit at least this many levels below the request it makes room for.
+    min_level_gap: int = 1
+    # Share of wall time that swapping may take (a decayed budget): bounds the preemption rate.
+    max_swap_fraction: float = 0.1
+    max_preempt_per_step: int = 4
+    # Let a later request that fits run when an earlier one does not (keeps the batch full).
+    backfill: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICY_NAMES:
+            raise ValueError(f"name must be one of {POLICY_NAMES}, got {self.name!r}")
+        if not 1 <= self.levels <= 32:
+            raise ValueError("levels must be in 1..32")
+        if self.base_quantum < 1:
+            raise ValueError("base_quantum must be >= 1")
+        if not 1.0 <= self.quantum_growth <= 16.0:
+            raise ValueError("quantum_growth must be in [1, 16]")
+        if not 0.0 <= self.prefill_weight <= 1.0:
+            raise ValueError("prefill_weight must be in [0, 1]")
+        if self.promote_after_s is not None and not self.promote_after_s > 0:
+            raise ValueError("promote_after_s must be > 0 or None")
+        if self.min_gain_s < 0 or self.min_level_gap < 0:
+            raise ValueError("min_gain_s and min_level_gap must be >= 0")
+        if not 0.0 <= self.max_swap_fraction <= 1.0:
+            raise ValueError("max_swap_fraction must be in [0, 1]")
+        if self.max_preempt_per_step < 0:
+            raise ValueError("max_preempt_per_step must be >= 0")
+
+    def quantum(self, level: int) -> float:
+        return self.base_quantum * self.quantum_growth**level
+
+    def level_upper(self, level: int) -> float:
+        """Tokens attained by the time a request that entered at the top leaves `level`."""
+        return sum(self.quantum(k) for k in range(level + 1))
+
+    def entry_level(self, size_tokens: float) -> int:
+        for k in range(self.levels - 1):
+            if size_tokens <= self.level_upper(k):
+                return k
+        return self.levels - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, changes: dict[str, Any]) -> PolicyConfig:
+        """A new config with `changes` applied; unknown keys and bad values raise ValueError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown policy knobs: {sorted(unknown)}")
+        values = self.to_dict() | changes
+        for key, value in changes.items():
+            default = getattr(self, key)
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ValueError(f"{key} must be a boolean")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} must be finite")
+        try:
+            return PolicyConfig(**values)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from exc

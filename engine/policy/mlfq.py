@@ -1,0 +1,77 @@
+"""Skip-join MLFQ (FastServe) with predicted lengths, guarded so it does no harm.
+
+- Entry: the level whose token range holds the predicted output plus the prompt's prefill
+  (weighted); no prediction → prefill alone decides, as in FastServe.
+- Demotion: when generated tokens leave the level's range — with a prediction, only once the
+  request has outrun it (demotion corrects mispredictions).
+- Promotion: back to the top after waiting `promote_after_s` without running.
+- Preemption: lowest level, most recently demoted first; only when the waiting request's expected
+  saving beats what the victims lose plus the swap time, and within a swap-time budget.
+"""
+
+from __future__ import annotations
+
+from engine.policy.base import Policy
+from engine.policy.seq import Phase, SeqState
+
+
+class MLFQPolicy(Policy):
+    preemptive = True
+
+    @classmethod
+    def default_name(cls) -> str:
+        return "mlfq"
+
+    def size_estimate(self, seq: SeqState) -> float:
+        return (seq.predicted_len or 0.0) + seq.prompt_len * self.config.prefill_weight
+
+    def on_arrival(self, seq: SeqState, now: float) -> None:
+        super().on_arrival(seq, now)
+        seq.level = seq.entry_level = self.config.entry_level(self.size_estimate(seq))
+        # Tokens until the level's range is left: the whole range from the start.
+        seq.quantum_left = self.config.level_upper(seq.level) - seq.prompt_len * self.config.prefill_weight
+        seq.quantum_left = max(seq.quantum_left, 1.0)
+
+    def on_tokens(self, seq: SeqState, n: int, now: float) -> None:
+        super().on_tokens(seq, n, now)
+        seq.quantum_left -= n
+        last = self.config.levels - 1
+        while seq.quantum_left <= 0 and seq.level < last:
+            seq.level += 1
+            seq.quantum_left += self.config.quantum(seq.level)
+            seq.demoted_at = now
+
+    def before_plan(self, waiting: list[SeqState], now: float) -> None:
+        after = self.config.promote_after_s
+        if after is None:
+            return
+        for seq in waiting:
+            if seq.level > 0 and now - seq.last_run > after:
+                seq.level = 0
+                seq.quantum_left = self.config.quantum(0)
+                seq.promotions += 1
+                self.promotions += 1
+
+    def key(self, seq: SeqState, now: float) -> tuple:
+        return (seq.level, seq.cached_len == 0 and seq.phase is not Phase.SWAPPED, seq.arrival, seq.rid)
+
+    def victim_order(self, running: list[SeqState], now: float) -> list[SeqState]:
+        return sorted(running, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))
+
+    def tokens_to_next_event(self, seq: SeqState) -> float:
+        """Generated tokens until this request's level changes (lets a simulator skip ahead)."""
+        return seq.quantum_left if seq.level < self.config.levels - 1 else float("inf")
+
+    def may_preempt(self, cand, victims, running, now) -> bool:
+        if any(v.level < cand.level + self.config.min_level_gap for v in victims):
+            return False
+        c = self.costs
+        # Time until a slot frees by itself, were nobody preempted.
+        natural_wait = min((self.expected_remaining(r) for r in running), default=0.0) * c.step_s
+        cand_run = self.expected_remaining(cand) * c.step_s \
+            + max(cand.context_len - cand.cached_len, 0) * c.prefill_s_per_token
+        swap_s = sum(v.context_len for v in victims) * c.swap_s_per_token
+        victims_lose = len(victims) * min(cand_run, natural_wait)
+        if natural_wait <= victims_lose + swap_s + self.config.min_gain_s:
+            return False
+        return self.budget.take(swap_s)
