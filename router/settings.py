@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     window_max: int = 64
     window_min: int = 1
     poll_interval_s: float = 0.05
+    # Requests allowed to wait inside an engine beyond its max_batch (keeps it primed).
+    window_headroom: int = 1
+    # How often each dispatcher reads every engine's load (/load, else /metrics).
+    load_poll_s: float = 0.2
+    # false: this gateway only fronts clients; other gateways dispatch its requests.
+    dispatch: bool = True
 
     # --- predictor ---
     predictor: str = "heuristic"

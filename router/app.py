@@ -1,0 +1,144 @@
+"""`create_app(settings)`: builds every gateway object in the lifespan and wires them together."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+
+from predictor.registry import build_predictor
+from router.api import install_routes
+from router.auth import Caller, parse_api_keys
+from router.bus import Bus
+from router.dispatcher import Dispatcher, DispatcherConfig
+from router.errors import install_error_handlers
+from router.events import Inbox
+from router.front import Front, FrontConfig
+from router.metrics import Metrics
+from router.placement import ROLES, buckets_for_role
+from router.queue import QueueConfig, RedisQueue
+from router.replica import Replica
+from router.score import ScoreConfig, parse_class_weights
+from router.settings import Settings
+from router.tenants import TenantUsage, UsageConfig
+from router.window import WindowConfig
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway process holds; routes reach it through `app.state.gateway`."""
+
+    settings: Settings
+    front: Front
+    dispatcher: Dispatcher | None
+    metrics: Metrics
+    redis: redis.Redis
+    api_keys: dict[str, Caller]
+    class_weights: dict[str, float]
+
+
+def engine_roles(settings: Settings) -> list[str]:
+    urls = settings.engine_urls
+    roles = [r.strip() for r in settings.engine_roles.split(",")] if settings.engine_roles.strip() else []
+    if len(roles) > len(urls) or any(r not in ROLES for r in roles):
+        raise ValueError("engine_roles: at most one of '', 'short', 'long' per engine")
+    return roles + [""] * (len(urls) - len(roles))
+
+
+def _configs(settings: Settings) -> tuple[ScoreConfig, QueueConfig, DispatcherConfig, list[str]]:
+    roles = engine_roles(settings)
+    roles_enabled = any(roles)
+    buckets = buckets_for_role("", roles_enabled)
+    score = ScoreConfig(
+        settings.aging_rate, settings.tenant_penalty, parse_class_weights(settings.class_weights)
+    )
+    queue = QueueConfig(buckets, settings.max_queue, settings.lease_s, int(settings.request_timeout_s))
+    window = WindowConfig(settings.window_min, settings.window_max, settings.window_headroom)
+    disp = DispatcherConfig(
+        window,
+        settings.role_threshold,
+        roles_enabled,
+        settings.poll_interval_s,
+        settings.load_poll_s,
+        settings.lease_s,
+        int(settings.request_timeout_s),
+    )
+    return score, queue, disp, roles
+
+
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> FastAPI:
+    """`clock` drives queue scores and tenant windows (tests inject a controlled one)."""
+    score_cfg, queue_cfg, disp_cfg, roles = _configs(settings)
+    front_cfg = FrontConfig(
+        score_cfg,
+        settings.default_class,
+        settings.role_threshold,
+        disp_cfg.roles_enabled,
+        settings.lease_s,
+        settings.probe_timeout_s,
+        settings.request_timeout_s,
+    )
+    api_keys = parse_api_keys(settings.api_keys)
+    if not settings.redis_url:
+        raise ValueError("redis_url is required (serve starts a local Redis when unset)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        client = redis.Redis.from_url(settings.redis_url, max_connections=4096)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.request_timeout_s, connect=5.0), limits=limits
+        )
+        proc_id = uuid.uuid4().hex[:12]
+        metrics, inbox, queue = Metrics(), Inbox(), RedisQueue(client, queue_cfg)
+        usage = TenantUsage(client, UsageConfig(settings.tenant_window_s))
+        predictor = build_predictor(settings.predictor, redis=client, http=http, settings=settings)
+        dispatcher = None
+        if settings.dispatch:
+            replicas = [Replica(url, role) for url, role in zip(settings.engine_urls, roles, strict=True)]
+            dispatcher = Dispatcher(
+                disp_cfg, proc_id, queue, client, http, replicas, inbox, usage, metrics, clock
+            )
+        front = Front(
+            front_cfg,
+            proc_id,
+            queue,
+            client,
+            inbox,
+            predictor,
+            usage,
+            metrics,
+            clock,
+            on_push=dispatcher.wake if dispatcher else lambda: None,
+            on_cancel=dispatcher.cancel if dispatcher else lambda _: None,
+        )
+        bus = Bus(client, proc_id, on_wake=front.on_push, on_cancel=front.on_cancel, on_moved=inbox.moved)
+        app.state.gateway = Gateway(
+            settings, front, dispatcher, metrics, client, api_keys, score_cfg.class_weights
+        )
+        await front.start()
+        await bus.start()
+        if dispatcher:
+            await dispatcher.start()
+        try:
+            yield
+        finally:
+            if dispatcher:
+                await dispatcher.stop()
+            await bus.stop()
+            await front.stop()
+            await http.aclose()
+            await client.aclose()
+
+    app = FastAPI(
+        title="skipjoin gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    install_error_handlers(app)
+    install_routes(app)
+    return app

@@ -1,0 +1,229 @@
+"""The dispatcher: pops the globally lowest score whenever a replica has room in its window.
+
+Every gateway runs one (unless SKIPJOIN_DISPATCH=false); they coordinate only through the atomic
+pop in Redis, so there is one global order. It is woken at once by a local push, a finished job or
+a `skipjoin:wake` message, and polls every `poll_interval_s` only as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as redis
+
+from router.events import ERROR, Event, Inbox, LocalSink, RemoteSink
+from router.job import Job
+from router.metrics import Metrics
+from router.placement import RequestInfo, buckets_for_role, choose_replica, has_room
+from router.queue import RedisQueue
+from router.records import Outcome, add_record
+from router.replica import Replica
+from router.schemas import error_body
+from router.tenants import TenantUsage
+from router.upstream import Forward, UpstreamUnavailable, fetch_load
+from router.window import WindowConfig
+
+log = logging.getLogger("skipjoin.dispatcher")
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    window: WindowConfig
+    role_threshold: float = 256.0
+    roles_enabled: bool = False
+    poll_interval_s: float = 0.05
+    load_poll_s: float = 0.2
+    lease_s: float = 10.0
+    result_ttl_s: int = 600
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s <= 0 or self.load_poll_s <= 0:
+            raise ValueError("poll intervals must be > 0")
+        if self.lease_s <= 0:
+            raise ValueError("lease_s must be > 0")
+
+
+def _error_event(status: int, message: str, code: str) -> Event:
+    return Event(ERROR, json.dumps(error_body(message, type_="server_error", code=code)).encode(), status)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        cfg: DispatcherConfig,
+        owner: str,
+        queue: RedisQueue,
+        client: redis.Redis,
+        http: httpx.AsyncClient,
+        replicas: list[Replica],
+        inbox: Inbox,
+        usage: TenantUsage,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ):
+        self.cfg, self.owner, self.queue, self.r, self.http = cfg, owner, queue, client, http
+        self.replicas, self.inbox, self.usage, self.metrics, self.clock = (
+            replicas,
+            inbox,
+            usage,
+            metrics,
+            clock,
+        )
+        self._wake = asyncio.Event()
+        self._jobs: dict[str, tuple[Job, Replica]] = {}
+        self._client_cancelled: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
+
+    # --- lifecycle ---
+    async def start(self) -> None:
+        await asyncio.gather(*(self._poll_load(r) for r in self.replicas))
+        self._tasks = [
+            asyncio.create_task(self._loop()),
+            asyncio.create_task(self._keep_leases()),
+            *(asyncio.create_task(self._load_loop(r)) for r in self.replicas),
+        ]
+
+    async def stop(self) -> None:
+        running = [t for r in self.replicas for t in r.tasks.values()]
+        for t in self._tasks + running:
+            t.cancel()
+        for t in self._tasks + running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str, ack: bool = True) -> None:
+        """Stop a job upstream (closing the connection cancels it there). `ack`: also delete it
+        from Redis (its client went away); otherwise leave Redis alone (its lease was lost)."""
+        held = self._jobs.get(job_id)
+        if held is not None:
+            if ack:
+                self._client_cancelled.add(job_id)
+            held[1].tasks[job_id].cancel()
+
+    # --- the dispatch loop ---
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cfg.poll_interval_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._drain()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("dispatch: %s", exc)
+                await asyncio.sleep(self.cfg.poll_interval_s)
+
+    def _open_buckets(self) -> list[str]:
+        open_: list[str] = []
+        for r in self.replicas:
+            if has_room(r.state(self.cfg.window, "")):
+                open_ += [b for b in buckets_for_role(r.role, self.cfg.roles_enabled) if b not in open_]
+        return open_
+
+    async def _drain(self) -> None:
+        while buckets := self._open_buckets():
+            popped = await self.queue.pop(buckets, self.owner)
+            if popped.dropped:
+                self.metrics.dropped.inc(popped.dropped)
+            if popped.job is None:
+                return
+            self._start(popped.job)
+
+    def _start(self, job: Job) -> None:
+        states = [r.state(self.cfg.window, job.prefix_key) for r in self.replicas]
+        idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
+        if idx is None:  # only if roles changed under us: any replica with room will do
+            idx = next(i for i, s in enumerate(states) if has_room(s))
+        replica = self.replicas[idx]
+        replica.remember(job.prefix_key)
+        self._jobs[job.id] = (job, replica)
+        replica.tasks[job.id] = asyncio.create_task(self._run(job, replica))
+        self.metrics.inflight.labels(replica.url).set(replica.inflight)
+        self.metrics.queue_wait.observe(max(0.0, time.time() - job.enqueued_wall))
+
+    # --- one job ---
+    def _sink(self, job: Job):
+        box = self.inbox.local(job.id)
+        if box is not None:
+            return LocalSink(box)
+        return RemoteSink(self.r, job.id, job.front, self.cfg.result_ttl_s)
+
+    async def _run(self, job: Job, replica: Replica) -> None:
+        sink = self._sink(job)
+        try:
+            out = await Forward(self.http, replica.url, job, sink).run()
+            await self._finish(job, out)
+        except UpstreamUnavailable as exc:
+            replica.healthy = False
+            await self._fail(
+                job, sink, _error_event(503, f"engine unavailable: {exc}", "upstream_unavailable")
+            )
+        except asyncio.CancelledError:
+            if job.id not in self._client_cancelled:
+                raise
+            await self._ack(job)
+        except Exception as exc:  # noqa: BLE001 - any upstream failure must reach the client
+            log.warning("job %s on %s: %r", job.id, replica.url, exc)
+            await self._fail(job, sink, _error_event(502, f"upstream failed: {exc!r}", "upstream_error"))
+        finally:
+            replica.tasks.pop(job.id, None)
+            self._jobs.pop(job.id, None)
+            self._client_cancelled.discard(job.id)
+            self.metrics.inflight.labels(replica.url).set(replica.inflight)
+            self._wake.set()
+
+    async def _fail(self, job: Job, sink, ev: Event) -> None:
+        await sink.send(ev)
+        await self._ack(job)
+
+    async def _ack(self, job: Job) -> None:
+        async with self.r.pipeline(transaction=False) as pipe:
+            self.queue.ack(pipe, job.id)
+            await pipe.execute()
+
+    async def _finish(self, job: Job, out: Outcome) -> None:
+        async with self.r.pipeline(transaction=False) as pipe:
+            self.queue.ack(pipe, job.id)
+            add_record(pipe, job, out)
+            self.usage.add(pipe, job.tenant, out.prompt_tokens + out.output_tokens, self.clock())
+            await pipe.execute()
+        if out.first_token_at is not None:
+            self.metrics.ttft.observe(max(0.0, out.first_token_at - job.enqueued_wall))
+
+    # --- background upkeep ---
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.lease_s / 3)
+            try:
+                for job_id in await self.queue.renew([j for j, _ in self._jobs.values()]):
+                    self.cancel(job_id, ack=False)
+                requeued, failed, _ = await self.queue.reap()
+                if requeued or failed:
+                    self.metrics.reaped.inc(requeued + failed)
+                    self._wake.set()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("lease upkeep: %s", exc)
+
+    async def _poll_load(self, replica: Replica) -> None:
+        before = replica.window(self.cfg.window)
+        try:
+            replica.report(await fetch_load(self.http, replica.url, timeout=max(1.0, self.cfg.load_poll_s)))
+        except httpx.HTTPError:
+            replica.healthy = False
+        if replica.window(self.cfg.window) > before:
+            self._wake.set()
+
+    async def _load_loop(self, replica: Replica) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.load_poll_s)
+            await self._poll_load(replica)

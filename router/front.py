@@ -1,0 +1,242 @@
+"""The front: takes a client's request, predicts, scores, queues it, and streams its answer back.
+
+The front holding a client heartbeats `skipjoin:front:<id>` (TTL = lease_s); a queued job whose
+front is gone is dropped at pop time, so a dead gateway's clients cost the engines nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from predictor.base import Prediction, Predictor, PredictRequest
+from predictor.heuristic import HeuristicPredictor
+from router.auth import Caller
+from router.errors import ApiError
+from router.events import CHUNK, DONE, ERROR, Event, Inbox, read_events
+from router.job import Job
+from router.metrics import Metrics
+from router.placement import bucket_of
+from router.queue import RedisQueue
+from router.schemas import ChatCompletionRequest, CompletionRequest
+from router.score import ScoreConfig, stored_score
+from router.tenants import TenantUsage
+
+log = logging.getLogger("skipjoin.front")
+PREFIX_CHARS = 256  # prompt characters that identify a shared prefix (affinity)
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    score: ScoreConfig
+    default_class: str = "interactive"
+    role_threshold: float = 256.0
+    roles_enabled: bool = False
+    lease_s: float = 10.0
+    probe_timeout_s: float = 2.0
+    request_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.default_class not in self.score.class_weights:
+            raise ValueError(f"default_class {self.default_class!r} has no class weight")
+        if min(self.lease_s, self.probe_timeout_s, self.request_timeout_s) <= 0:
+            raise ValueError("lease_s, probe_timeout_s and request_timeout_s must be > 0")
+
+
+class Disconnected(Exception):
+    pass
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _predict_request(req: ChatCompletionRequest | CompletionRequest, prompt: str) -> PredictRequest:
+    messages = (
+        [m.model_dump(exclude_none=True) for m in req.messages]
+        if isinstance(req, ChatCompletionRequest)
+        else None
+    )
+    return PredictRequest(
+        prompt_text=prompt, messages=messages, max_tokens=req.token_limit(), model=req.model
+    )
+
+
+class Front:
+    def __init__(
+        self,
+        cfg: FrontConfig,
+        front_id: str,
+        queue: RedisQueue,
+        client: redis.Redis,
+        inbox: Inbox,
+        predictor: Predictor,
+        usage: TenantUsage,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        on_push: Callable[[], None],
+        on_cancel: Callable[[str], None],
+    ):
+        self.cfg, self.id, self.queue, self.r, self.inbox = cfg, front_id, queue, client, inbox
+        self.predictor, self.usage, self.metrics, self.clock = predictor, usage, metrics, clock
+        self.on_push, self.on_cancel = on_push, on_cancel
+        self._fallback = HeuristicPredictor()
+        self._background: set[asyncio.Task] = set()
+        self._heartbeat: asyncio.Task | None = None
+
+    # --- lifecycle: the heartbeat that keeps this front's queued jobs alive ---
+    async def start(self) -> None:
+        await self.queue.heartbeat(self.id)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def stop(self) -> None:
+        if self._heartbeat:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        with contextlib.suppress(redis.RedisError, OSError):
+            await self.r.delete(f"skipjoin:front:{self.id}")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.lease_s / 3)
+            try:
+                await self.queue.heartbeat(self.id)
+                self.metrics.queue_depth.set(await self.queue.depth())
+            except (redis.RedisError, OSError) as exc:
+                log.warning("heartbeat: %s", exc)
+
+    # --- building a job ---
+    async def _predict(self, preq: PredictRequest) -> Prediction:
+        try:
+            async with asyncio.timeout(self.cfg.probe_timeout_s):
+                return await self.predictor.predict(preq)
+        except Exception as exc:  # noqa: BLE001 - any predictor failure falls back, counted
+            log.debug("predictor fallback: %r", exc)
+            self.metrics.predictor_fallbacks.inc()
+            return await self._fallback.predict(preq)
+
+    async def build_job(
+        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+    ) -> Job:
+        prompt = req.prompt_text()
+        pred = await self._predict(_predict_request(req, prompt))
+        weight = self.cfg.score.weight(caller.cls)
+        now = self.clock()
+        used = await self.usage.tokens(caller.tenant, now) if self.cfg.score.tenant_penalty else 0.0
+        body = req.model_dump(exclude_none=True)
+        body["priority"] = int(round(pred.length))
+        return Job(
+            id=uuid.uuid4().hex,
+            kind=kind,
+            body=body,
+            stream=req.stream,
+            include_usage=req.include_usage(),
+            predicted=pred.length,
+            p90=pred.p90,
+            predictor=pred.source,
+            cls=caller.cls,
+            tenant=caller.tenant,
+            prompt_hash=hashlib.sha256(prompt.encode()).hexdigest(),
+            prefix_key=hashlib.blake2b(prompt[:PREFIX_CHARS].encode(), digest_size=8).hexdigest(),
+            front=self.id,
+            enqueued_at=now,
+            enqueued_wall=time.time(),
+            score=stored_score(pred.length, weight, used, now, self.cfg.score),
+            bucket=bucket_of(pred.length, self.cfg.role_threshold, self.cfg.roles_enabled),
+            features=dict(pred.features),
+        )
+
+    # --- serving one request ---
+    async def respond(
+        self, request: Request, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+    ) -> Response:
+        job = await self.build_job(kind, req, caller)
+        box = self.inbox.open(job.id)
+        depth = await self.queue.push(job)
+        if depth < 0:
+            self.inbox.close(job.id)
+            raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
+        self.metrics.queue_depth.set(depth)
+        self.on_push()
+        events = read_events(box, self.r, job.id, self.cfg.lease_s)
+        try:
+            first = await self._first(request, events)
+        except BaseException as exc:
+            self.inbox.close(job.id)
+            self.cancel_later(job.id)
+            if isinstance(exc, Disconnected):
+                self.metrics.requests.labels(caller.cls, "499").inc()
+                return Response(status_code=499)
+            raise
+        if first.kind == ERROR or not job.stream:
+            self.inbox.close(job.id)
+            self.metrics.requests.labels(caller.cls, str(first.status)).inc()
+            if first.kind == ERROR:
+                return Response(first.data, status_code=first.status, media_type="application/json")
+            return Response(first.data, media_type="application/json")
+        self.metrics.requests.labels(caller.cls, "200").inc()
+        return StreamingResponse(
+            self._sse(job.id, first, events), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def _first(self, request: Request, events: AsyncIterator[Event]) -> Event:
+        """The first event, unless the client leaves or the request times out first."""
+        waiter = asyncio.ensure_future(anext(events))
+        watcher = asyncio.ensure_future(_disconnect(request))
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, watcher}, timeout=self.cfg.request_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watcher.cancel()
+        if waiter in done:
+            return waiter.result()
+        waiter.cancel()
+        if watcher in done:
+            raise Disconnected()
+        raise ApiError(503, "timed out waiting for an engine", code="timeout")
+
+    async def _sse(self, job_id: str, first: Event, events: AsyncIterator[Event]):
+        ev, finished = first, False
+        try:
+            while True:
+                if ev.kind == DONE:
+                    finished = True
+                    yield b"data: [DONE]\n\n"
+                    return
+                yield b"data: " + ev.data + b"\n\n"
+                if ev.kind != CHUNK:  # an error after the stream began: say so, then end
+                    finished = True
+                    return
+                ev = await anext(events)
+        finally:
+            self.inbox.close(job_id)
+            if not finished:
+                self.cancel_later(job_id)
+
+    # --- cancellation ---
+    def cancel_later(self, job_id: str) -> None:
+        """Cancel from a finally block of a cancelled task: run it as its own task."""
+        task = asyncio.get_running_loop().create_task(self.cancel(job_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def cancel(self, job_id: str) -> None:
+        self.on_cancel(job_id)
+        try:
+            await self.queue.cancel(job_id)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("cancel %s: %s", job_id, exc)

@@ -1,0 +1,47 @@
+"""What the dispatcher knows about one engine replica (mutable runtime state)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from router.placement import ReplicaState
+from router.window import EngineLoad, WindowConfig, busy_fraction, window_size
+
+PREFIX_MEMORY = 4096  # prompt prefixes remembered per replica for affinity
+
+
+@dataclass
+class Replica:
+    url: str
+    role: str = ""
+    load: EngineLoad | None = None  # last report; None: none yet or the engine does not say
+    inflight_at_report: int = 0
+    healthy: bool = True
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)  # job id -> running forward
+    prefixes: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    @property
+    def inflight(self) -> int:
+        return len(self.tasks)
+
+    def window(self, cfg: WindowConfig) -> int:
+        if not self.healthy:
+            return 1  # a down engine fails fast (503) rather than holding requests forever
+        return window_size(self.load, self.inflight_at_report, cfg)
+
+    def state(self, cfg: WindowConfig, prefix_key: str) -> ReplicaState:
+        window = self.window(cfg)
+        return ReplicaState(inflight=self.inflight, window=window,
+                            busy=busy_fraction(self.load, self.inflight, window), role=self.role,
+                            has_prefix=prefix_key in self.prefixes, healthy=self.healthy)
+
+    def remember(self, prefix_key: str) -> None:
+        self.prefixes[prefix_key] = None
+        self.prefixes.move_to_end(prefix_key)
+        if len(self.prefixes) > PREFIX_MEMORY:
+            self.prefixes.popitem(last=False)
+
+    def report(self, load: EngineLoad | None) -> None:
+        self.load, self.inflight_at_report, self.healthy = load, self.inflight, True

@@ -1,0 +1,88 @@
+"""`skipjoin serve`: the gateway, plus a local Redis and the embedded engine when none are given."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+
+from router.redis_server import RedisServer
+from router.settings import Settings
+
+log = logging.getLogger("skipjoin.serve")
+ENGINE_START_TIMEOUT_S = 180.0
+
+
+def engine_command(settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "router.cli", "engine", "--host", "127.0.0.1",
+            "--port", str(settings.engine_port), "--model", settings.engine_model,
+            "--scheduler", settings.engine_scheduler, "--device", settings.engine_device]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"engine exited with code {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"engine not healthy at {url} after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def embedded_engine(settings: Settings) -> Iterator[str]:
+    url = f"http://127.0.0.1:{settings.engine_port}"
+    proc = subprocess.Popen(engine_command(settings))
+    try:
+        wait_healthy(url, proc, ENGINE_START_TIMEOUT_S)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def local_redis(settings: Settings) -> Iterator[str]:
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with RedisServer() as server:
+        log.info("started redis at %s", server.url)
+        yield server.url
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="skipjoin serve", description="Run the skipjoin gateway.")
+    ap.add_argument("--host", help="override SKIPJOIN_HOST")
+    ap.add_argument("--port", type=int, help="override SKIPJOIN_PORT")
+    ap.add_argument("--log-level", default="warning")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(argv or []))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)
+    from router.app import create_app
+
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(local_redis(settings))
+        engines = settings.engines or stack.enter_context(embedded_engine(settings))
+        settings = settings.model_copy(update={"redis_url": redis_url, "engines": engines})
+        app = create_app(settings)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                    access_log=False, timeout_graceful_shutdown=5)
+    return 0
