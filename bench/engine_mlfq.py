@@ -1,0 +1,362 @@
+"""Live engine benchmark: FIFO against skip-join MLFQ in the built-in engine, same model, same traces.
+
+    python -m bench.engine_mlfq            # full run (~10 min on 2 CPU cores)
+    python -m bench.engine_mlfq --quick    # a short check that everything works
+
+1. Saturation: a batch of requests all at t=0, FIFO then MLFQ → capacity (tokens/s, max_batch 16)
+   and the throughput ratio.
+2. Three workloads with Poisson arrivals near that capacity: heavy-tailed (output CV ≈ 2), light-tailed
+   (CV ≈ 0.7), and a burst (2× capacity for a fifth of the run). Each is replayed under FIFO, MLFQ
+   with a noisy length prediction as `priority` (Kendall τ ≈ 0.58) and MLFQ with no prediction.
+Output lengths are forced (`ignore_eos`), so every policy does exactly the same work. Results go
+to a rich table and `results/engine_mlfq.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: str = "smollm2"
+    max_batch: int = 16
+    requests: int = 100  # per workload
+    saturation_requests: int = 64
+    load: float = 0.85  # arrival rate as a share of the measured capacity
+    burst_factor: float = 2.0  # × capacity during the burst
+    burst_share: float = 0.2  # of the run
+    length_scale: float = 1.0  # quick runs shrink every answer
+    tau: float = 0.58  # Kendall τ of the noisy prediction
+    seed: int = 0
+    threads: int = 2
+    out: str = "results/engine_mlfq.json"
+
+    def __post_init__(self) -> None:
+        if self.requests < 10 or self.saturation_requests < self.max_batch:
+            raise ValueError("requests must be >= 10 and saturation_requests >= max_batch")
+        if not 0 < self.load < 2 or self.burst_factor <= 0 or not 0 < self.burst_share < 1:
+            raise ValueError("load in (0, 2), burst_factor > 0, burst_share in (0, 1)")
+        if not 0 < self.length_scale <= 1 or not 0 < self.tau < 1:
+            raise ValueError("length_scale in (0, 1], tau in (0, 1)")
+
+
+QUICK = dict(requests=30, saturation_requests=32, length_scale=0.5)
+
+
+WORKLOADS = ("heavy", "light", "burst")
+
+
+# --- traces ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Req:
+    arrival: float  # seconds after the start of the run
+    prompt: tuple[int, ...]
+    output_len: int
+    predicted: int
+
+
+@dataclass
+class Trace:
+    name: str
+    reqs: list[Req]
+    long_threshold: int  # requests at least this long count as "long"
+    tau: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.output_len for r in self.reqs)
+
+
+def heavy_lengths(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    """Mostly short answers, 7% very long: CV ≈ 2."""
+    long = rng.random(n) < 0.07
+    short = np.clip(rng.lognormal(np.log(14), 0.5, n), 4, 64)
+    return np.maximum(np.rint(np.where(long, rng.uniform(200, 400, n), short) * scale), 2).astype(int)
+
+
+def light_lengths(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
+    """Gamma(shape 2): CV ≈ 0.7, like chat traffic."""
+    return np.maximum(np.rint(np.clip(rng.gamma(2.0, 32.0, n), 4, 320) * scale), 2).astype(int)
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def noisy_prediction(rng: np.random.Generator, lengths: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
+    """Log-normal multiplicative noise, its σ bisected until Kendall's τ with the truth is `tau`."""
+    z = rng.standard_normal(len(lengths))
+    lo, hi = 0.0, 8.0
+    for _ in range(30):
+        sigma = (lo + hi) / 2
+        if kendall_tau(lengths, lengths * np.exp(sigma * z)) > tau:
+            lo = sigma
+        else:
+            hi = sigma
+    pred = np.maximum(np.rint(lengths * np.exp(lo * z)), 1).astype(int)
+    return pred, kendall_tau(lengths, pred)
+
+
+def prompts(rng: np.random.Generator, n: int, vocab: int) -> list[tuple[int, ...]]:
+    """Random token ids (no shared prefixes, so the prefix cache plays no part), 16-96 tokens."""
+    lens = rng.integers(16, 97, n)
+    return [tuple(int(t) for t in rng.integers(200, vocab, k)) for k in lens]
+
+
+def poisson_arrivals(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    return np.cumsum(rng.exponential(1.0 / rate, n))
+
+
+def burst_arrivals(rng: np.random.Generator, n: int, base_rate: float, burst_rate: float,
+                   share: float) -> np.ndarray:
+    """Poisson at `base_rate`, except `burst_rate` during the middle `share` of the expected run."""
+    base_n = n * (1 - share) / (1 - share + share * burst_rate / base_rate)
+    span = base_n / base_rate / (1 - share)
+    start, end = span * (0.5 - share / 2), span * (0.5 + share / 2)
+    times, t = [], 0.0
+    while len(times) < n:
+        t += rng.exponential(1.0 / (burst_rate if start <= t < end else base_rate))
+        times.append(t)
+    return np.array(times)
+
+
+def make_trace(name: str, cfg: BenchConfig, capacity_tps: float, vocab: int) -> Trace:
+    rng = np.random.default_rng([cfg.seed, WORKLOADS.index(name)])
+    n = cfg.requests
+    lengths = (heavy_lengths if name == "heavy" else light_lengths)(rng, n, cfg.length_scale)
+    mean = float(lengths.mean())
+    if name == "burst":
+        arrivals = burst_arrivals(rng, n, 0.6 * capacity_tps / mean, cfg.burst_factor * capacity_tps / mean,
+                                  cfg.burst_share)
+    else:
+        arrivals = poisson_arrivals(rng, n, cfg.load * capacity_tps / mean)
+    pred, tau = noisy_prediction(rng, lengths, cfg.tau)
+    threshold = int(128 * cfg.length_scale) if name == "heavy" else int(np.percentile(lengths, 90))
+    reqs = [Req(float(a), p, int(n_out), int(pr))
+            for a, p, n_out, pr in zip(arrivals, prompts(rng, n, vocab), lengths, pred, strict=True)]
+    return Trace(name, reqs, threshold, tau)
+
+
+def saturation_trace(cfg: BenchConfig, vocab: int) -> Trace:
+    rng = np.random.default_rng([cfg.seed, 7])
+    lengths = light_lengths(rng, cfg.saturation_requests, cfg.length_scale)
+    pred, tau = noisy_prediction(rng, lengths, cfg.tau)
+    reqs = [Req(0.0, p, int(n_out), int(pr)) for p, n_out, pr in
+            zip(prompts(rng, len(lengths), vocab), lengths, pred, strict=True)]
+    return Trace("saturation", reqs, int(np.percentile(lengths, 90)), tau)
+
+
+# --- replay ------------------------------------------------------------------------------------
+@dataclass
+class Done:
+    output_len: int
+    latency: float
+    ttft: float
+    generated: int
+
+
+async def _one(runner, req: Req, t0: float, use_priority: bool, seed: int) -> Done:
+    from engine.hf.runner import GenerationRequest
+
+    await asyncio.sleep(max(0.0, t0 + req.arrival - time.perf_counter()))
+    start = time.perf_counter()
+    rid = runner.submit(GenerationRequest(
+        input_ids=list(req.prompt), max_new_tokens=req.output_len, temperature=0.0, ignore_eos=True,
+        priority=req.predicted if use_priority else None, seed=seed))
+    first, got = None, 0
+    async for event in runner.stream(rid):
+        got += len(event.token_ids)
+        if first is None and event.token_ids:
+            first = time.perf_counter()
+        if event.finished:
+            break
+    end = time.perf_counter()
+    return Done(req.output_len, end - start, (first or end) - start, got)
+
+
+async def replay(runner, trace: Trace, use_priority: bool) -> tuple[list[Done], float]:
+    """Submits each request at its arrival time; returns the results and the makespan."""
+    t0 = time.perf_counter()
+    done = await asyncio.gather(*(_one(runner, r, t0, use_priority, i) for i, r in enumerate(trace.reqs)))
+    return list(done), time.perf_counter() - t0
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {"mean": float("nan"), "p50": float("nan"), "p99": float("nan")}
+    a = np.asarray(xs)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99))}
+
+
+def summarize(done: list[Done], makespan: float, trace: Trace, stats: dict) -> dict:
+    short = [d for d in done if d.output_len < trace.long_threshold]
+    long = [d for d in done if d.output_len >= trace.long_threshold]
+    return {
+        "latency": _stats([d.latency for d in done]),
+        "ttft": _stats([d.ttft for d in done]),
+        "short_latency": _stats([d.latency for d in short]),
+        "long_latency": _stats([d.latency for d in long]),
+        "short_ttft": _stats([d.ttft for d in short]),
+        "long_ttft": _stats([d.ttft for d in long]),
+        "throughput_tps": sum(d.generated for d in done) / makespan,
+        "makespan_s": makespan,
+        "n_short": len(short), "n_long": len(long),
+        "complete": all(d.generated == d.output_len for d in done),
+        "engine": {k: stats.get(k) for k in ("preemptions", "swap_out_bytes", "swap_in_bytes", "swap_seconds",
+                                             "recomputes", "steps")},
+    }
+
+
+# --- runs --------------------------------------------------------------------------------------
+RUNS = (("fifo", "fcfs", False), ("mlfq", "mlfq", True), ("mlfq-nopred", "mlfq", False))
+
+
+def make_runner(cfg: BenchConfig, policy: str):
+    from engine.hf.runner import EngineConfig, EngineRunner
+    from engine.policy import PolicyConfig
+
+    return EngineRunner(EngineConfig(model=cfg.model, max_batch=cfg.max_batch, scheduler=policy),
+                        PolicyConfig(name=policy))
+
+
+async def measure(cfg: BenchConfig, policy: str, trace: Trace, use_priority: bool) -> dict:
+    runner = make_runner(cfg, policy)
+    runner.start()
+    try:
+        warm = Trace("warm", [Req(0.0, r.prompt, 4, 4) for r in trace.reqs[:4]], 1)
+        await replay(runner, warm, use_priority)
+        before = runner.stats()
+        done, makespan = await replay(runner, trace, use_priority)
+        after = runner.stats()
+        runner.check_integrity()
+    finally:
+        runner.stop()
+    delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
+    return summarize(done, makespan, trace, delta)
+
+
+def ratios(res: dict, base: dict) -> dict[str, float]:
+    def r(path: tuple[str, str]) -> float:
+        a, b = res[path[0]][path[1]], base[path[0]][path[1]]
+        return a / b if b else float("nan")
+
+    return {"mean": r(("latency", "mean")), "p99": r(("latency", "p99")),
+            "long_p99": r(("long_latency", "p99")), "short_mean": r(("short_latency", "mean")),
+            "ttft_mean": r(("ttft", "mean")),
+            "throughput": res["throughput_tps"] / base["throughput_tps"]}
+
+
+async def run_bench(cfg: BenchConfig) -> dict:
+    from engine.loader import smollm2_tokenizer
+
+    vocab = min(len(smollm2_tokenizer()), 40000)
+    out: dict = {"config": asdict(cfg), "workloads": {}}
+    sat = saturation_trace(cfg, vocab)
+    sat_results = {"fifo": await measure(cfg, "fcfs", sat, False),
+                   "mlfq": await measure(cfg, "mlfq", sat, True)}
+    capacity = sat_results["fifo"]["throughput_tps"]
+    sat_results["mlfq"]["ratio"] = ratios(sat_results["mlfq"], sat_results["fifo"])
+    out["capacity_tps"] = capacity
+    out["workloads"]["saturation"] = {"tokens": sat.tokens, "tau": sat.tau, "runs": sat_results}
+    for name in WORKLOADS:
+        trace = make_trace(name, cfg, capacity, vocab)
+        runs = {label: await measure(cfg, policy, trace, prio) for label, policy, prio in RUNS}
+        for label in runs:
+            runs[label]["ratio"] = ratios(runs[label], runs["fifo"])
+        lengths = np.array([r.output_len for r in trace.reqs])
+        out["workloads"][name] = {"tokens": trace.tokens, "tau": trace.tau,
+                                  "cv": float(lengths.std() / lengths.mean()),
+                                  "long_threshold": trace.long_threshold, "runs": runs}
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+GOALS = {"heavy": ("mean", 0.5), "light": ("mean", 1.02), "burst": ("mean", 0.8),
+         "saturation": ("throughput", 0.98)}
+
+
+def table(results: dict):
+    from rich.table import Table
+
+    t = Table(title=f"skipjoin engine: FIFO vs MLFQ ({results['config']['model']}, "
+                    f"capacity {results['capacity_tps']:.0f} tok/s)")
+    for col in ("workload", "policy", "mean s", "p50 s", "p99 s", "TTFT mean", "short mean", "long mean",
+                "long p99", "tok/s", "preempt", "× FIFO mean", "× FIFO long p99", "× FIFO tok/s"):
+        t.add_column(col, justify="right" if col not in ("workload", "policy") else "left")
+    for name, w in results["workloads"].items():
+        for label, r in w["runs"].items():
+            q = r.get("ratio", {})
+            lat, short, long = r["latency"], r["short_latency"], r["long_latency"]
+            t.add_row(name, label, f"{lat['mean']:.2f}", f"{lat['p50']:.2f}", f"{lat['p99']:.2f}",
+                      f"{r['ttft']['mean']:.2f}", f"{short['mean']:.2f}", f"{long['mean']:.2f}",
+                      f"{long['p99']:.2f}", f"{r['throughput_tps']:.0f}", str(r["engine"].get("preemptions")),
+                      f"{q.get('mean', 1):.2f}", f"{q.get('long_p99', 1):.2f}",
+                      f"{q.get('throughput', 1):.3f}")
+    return t
+
+
+def goal_lines(results: dict) -> list[str]:
+    lines = []
+    for name, (metric, limit) in GOALS.items():
+        q = results["workloads"][name]["runs"]["mlfq"]["ratio"]
+        ok = q[metric] >= limit if metric == "throughput" else q[metric] <= limit
+        extra = f", long p99 {q['long_p99']:.2f}× (goal ≤ 1.5×)" if name == "heavy" else ""
+        op = "≥" if metric == "throughput" else "≤"
+        lines.append(f"{name}: MLFQ {metric} {q[metric]:.2f}× FIFO (goal {op} {limit}×){extra} "
+                     f"{'met' if ok else 'MISSED'}")
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> BenchConfig:
+    p = argparse.ArgumentParser(prog="python -m bench.engine_mlfq", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="30 requests per workload, answers halved")
+    p.add_argument("--model", default="smollm2")
+    p.add_argument("--requests", type=int, default=None)
+    p.add_argument("--load", type=float, default=0.85)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    kw: dict = dict(QUICK) if a.quick else {}
+    if a.requests is not None:
+        kw["requests"] = a.requests
+    kw["out"] = a.out or ("results/engine_mlfq_quick.json" if a.quick else "results/engine_mlfq.json")
+    return BenchConfig(model=a.model, load=a.load, seed=a.seed, **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from rich.console import Console
+
+    cfg = parse_args(argv)
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    results = asyncio.run(run_bench(cfg))
+    results["wall_s"] = time.perf_counter() - started
+    console = Console()
+    console.print(table(results))
+    for line in goal_lines(results):
+        console.print(line)
+    path = Path(cfg.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    console.print(f"wrote {path} ({results['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
