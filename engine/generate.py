@@ -38,7 +38,8 @@ async def text_pieces(runner: Any, rid: str, prompt_tokens: int,
                 if event.finished:
                     finished = True
                     if event.finish_reason not in ("stop", "length"):
-                        raise GenerationError(f"generation ended: {event.finish_reason}")
+                        detail = getattr(event, "error", None) or event.finish_reason
+                        raise GenerationError(f"generation ended: {detail}")
                     out.finish_reason = event.finish_reason
                     yield piece + text.flush(), out
                     return
