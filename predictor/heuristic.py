@@ -7,16 +7,37 @@ import re
 from predictor.base import Prediction, PredictRequest
 
 _WORDS_TO_TOKENS = 1.35
-_EXPLICIT = re.compile(r"\b(?:in|about|around|under|within|at most|exactly)?\s*(\d{1,5})\s*(words?|sentences?|"
-                       r"paragraphs?|lines?|items?|points?|bullets?|tokens?)\b", re.I)
-_UNIT_TOKENS = {"word": _WORDS_TO_TOKENS, "token": 1.0, "sentence": 22.0, "line": 14.0, "item": 14.0,
-                "point": 18.0, "bullet": 18.0, "paragraph": 90.0}
+_EXPLICIT = re.compile(
+    r"\b(?:in|about|around|under|within|at most|exactly)?\s*(\d{1,5})\s*(words?|sentences?|"
+    r"paragraphs?|lines?|items?|points?|bullets?|tokens?)\b",
+    re.I,
+)
+_UNIT_TOKENS = {
+    "word": _WORDS_TO_TOKENS,
+    "token": 1.0,
+    "sentence": 22.0,
+    "line": 14.0,
+    "item": 14.0,
+    "point": 18.0,
+    "bullet": 18.0,
+    "paragraph": 90.0,
+}
 # (pattern, typical length in tokens): first match wins.
 _KINDS: list[tuple[re.Pattern[str], float]] = [
-    (re.compile(r"\b(one|single|1)[ -]word\b|\byes or no\b|\btrue or false\b|\bjust the (number|name)\b", re.I), 4),
+    (
+        re.compile(
+            r"\b(one|single|1)[ -]word\b|\byes or no\b|\btrue or false\b|\bjust the (number|name)\b", re.I
+        ),
+        4,
+    ),
     (re.compile(r"\b(translate|translation)\b", re.I), 40),
-    (re.compile(r"\b(essay|story|article|report|blog post|in detail|detailed|comprehensive|step[- ]by[- ]step)\b",
-                re.I), 450),
+    (
+        re.compile(
+            r"\b(essay|story|article|report|blog post|in detail|detailed|comprehensive|step[- ]by[- ]step)\b",
+            re.I,
+        ),
+        450,
+    ),
     (re.compile(r"\b(code|function|program|script|implement|class|python|javascript|sql)\b", re.I), 260),
     (re.compile(r"\b(list|enumerate|steps|ways|tips|examples|compare|pros and cons)\b", re.I), 220),
     (re.compile(r"\b(explain|describe|why|how does|how do)\b", re.I), 200),

@@ -5,11 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from predictor.base import Predictor
+from predictor.cache import CachedPredictor
+from predictor.config import PredictorConfig
 from predictor.heuristic import HeuristicPredictor
+from predictor.probe_predictor import MODES, ProbePredictor
+from predictor.probes import ProbeClient
+from predictor.store import ModelStore, load_seed
+
+NAMES = ("heuristic", *MODES)
 
 
 def build_predictor(name: str, **deps: Any) -> Predictor:
-    """`deps` carries what probe-based predictors need (redis client, http client, settings)."""
+    """`deps`: `redis` (redis.asyncio client: model pick-up and the prediction cache), `http`
+    (httpx.AsyncClient for the probes), `settings` (router Settings), optionally `config`
+    (a PredictorConfig, overriding what settings give)."""
     if name == "heuristic":
         return HeuristicPredictor()
-    raise ValueError(f"unknown predictor {name!r}; known: heuristic")
+    if name not in MODES:
+        raise ValueError(f"unknown predictor {name!r}; known: {', '.join(NAMES)}")
+    http, redis = deps.get("http"), deps.get("redis")
+    if http is None:
+        raise ValueError(f"predictor {name!r} needs an http client (build_predictor(..., http=...))")
+    config = deps.get("config") or PredictorConfig.from_settings(deps.get("settings"))
+    store = ModelStore(redis, config.refresh_s, seed=load_seed())
+    predictor: Predictor = ProbePredictor(name, ProbeClient(http, config), store, config)
+    return CachedPredictor(predictor, redis, config.cache_ttl_s) if redis is not None else predictor

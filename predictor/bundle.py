@@ -1,0 +1,97 @@
+"""The fitted models as one versioned, JSON-serialisable bundle, and which of them `auto` trusts."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from predictor.calibrator import GuessCalibrator
+from predictor.features import FeatureSpec
+from predictor.ordinal import OrdinalLength
+from predictor.ridge import RidgeLength
+
+HIDDEN_KINDS = ("ridge", "ordinal")
+CHOICES = ("heuristic", "ridge", "ordinal", "guess")
+
+
+@dataclass
+class ModelBundle:
+    feature: FeatureSpec
+    ridge: RidgeLength | None = None
+    ordinal: OrdinalLength | None = None
+    guess: GuessCalibrator | None = None
+    # Held-out Kendall's tau per candidate ("heuristic", "ridge", "ordinal", "guess") and the
+    # question probe's parse rate: what `auto` and the guess gate decide from.
+    scores: dict[str, float] = field(default_factory=dict)
+    guess_parse_rate: float = 0.0
+    choice: str = "heuristic"
+    version: int = 0
+    trained_on: int = 0
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        if self.choice not in CHOICES:
+            raise ValueError(f"choice must be one of {CHOICES}")
+
+    @property
+    def dim(self) -> int | None:
+        model = self.ridge or self.ordinal
+        return None if model is None else len(model.mu)
+
+    def hidden_model(self) -> RidgeLength | OrdinalLength | None:
+        """The better-ranking hidden-state model (by held-out tau), or whichever exists."""
+        models = [m for m in (self.ridge, self.ordinal) if m is not None]
+        return max(models, key=lambda m: self.scores.get(m.kind, 0.0), default=None)
+
+    def predict_hidden(self, x: np.ndarray) -> tuple[float, float] | None:
+        model = self.hidden_model()
+        if model is None or x.shape[-1] != self.dim:
+            return None
+        length, p90 = model.predict(x)
+        return float(length[0]), float(p90[0])
+
+    def guess_usable(self, min_parse_rate: float, min_kendall: float) -> bool:
+        return (
+            self.guess is not None
+            and self.guess_parse_rate >= min_parse_rate
+            and self.scores.get("guess", 0.0) >= min_kendall
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": 1,
+                "feature": self.feature.to_dict(),
+                "models": {
+                    m.kind: m.to_dict() for m in (self.ridge, self.ordinal, self.guess) if m is not None
+                },
+                "scores": self.scores,
+                "guess_parse_rate": self.guess_parse_rate,
+                "choice": self.choice,
+                "version": self.version,
+                "trained_on": self.trained_on,
+                "created_at": self.created_at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelBundle:
+        d = json.loads(text)
+        if d.get("format") != 1:
+            raise ValueError(f"unknown model bundle format {d.get('format')!r}")
+        models = d.get("models", {})
+        return cls(
+            feature=FeatureSpec(**d["feature"]),
+            ridge=RidgeLength.from_dict(models["ridge"]) if "ridge" in models else None,
+            ordinal=OrdinalLength.from_dict(models["ordinal"]) if "ordinal" in models else None,
+            guess=GuessCalibrator.from_dict(models["guess"]) if "guess" in models else None,
+            scores={k: float(v) for k, v in d.get("scores", {}).items()},
+            guess_parse_rate=float(d.get("guess_parse_rate", 0.0)),
+            choice=d.get("choice", "heuristic"),
+            version=int(d.get("version", 0)),
+            trained_on=int(d.get("trained_on", 0)),
+            created_at=float(d.get("created_at", 0.0)),
+        )

@@ -1,0 +1,54 @@
+"""Identical prompts are answered from Redis (key: hash of model and prompt; expires after a TTL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from predictor.base import Prediction, Predictor, PredictRequest
+
+CACHE_PREFIX = "skipjoin:predcache"
+
+
+def prompt_hash(req: PredictRequest) -> str:
+    """Stable hash of what the answer depends on: model and conversation (not max_tokens)."""
+    content = req.messages if req.messages is not None else req.prompt_text
+    blob = json.dumps([req.model, content], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class CachedPredictor:
+    """Wraps a predictor; caches its uncapped prediction and caps it per request."""
+
+    def __init__(self, inner: Predictor, redis: Any, ttl_s: float):
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be > 0")
+        self.inner, self.redis, self.ttl_ms = inner, redis, int(ttl_s * 1000)
+        self.name = inner.name
+
+    def key(self, req: PredictRequest) -> str:
+        return f"{CACHE_PREFIX}:{self.name}:{prompt_hash(req)}"
+
+    async def predict(self, req: PredictRequest) -> Prediction:
+        key = self.key(req)
+        raw = await self.redis.get(key)
+        if raw is not None:
+            d = json.loads(raw)
+            pred = Prediction(d["length"], d["p90"], d["source"], d["features"] | {"cache_hit": True})
+        else:
+            pred = await self.inner.predict(
+                PredictRequest(req.prompt_text, req.messages, None, req.model, req.replica_url)
+            )
+            await self.redis.set(
+                key,
+                json.dumps(
+                    {"length": pred.length, "p90": pred.p90, "source": pred.source, "features": pred.features}
+                ),
+                px=self.ttl_ms,
+            )
+        if req.max_tokens is None:
+            return pred
+        return Prediction(
+            min(pred.length, req.max_tokens), min(pred.p90, req.max_tokens), pred.source, pred.features
+        )

@@ -1,0 +1,67 @@
+"""One frozen config for the predictor package, built from the gateway's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from predictor.features import FeatureSpec
+
+QUESTION = (
+    "Do not answer the above. Instead, just predict: how many tokens would your response be? "
+    "Respond with only a number."
+)
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    engine_urls: tuple[str, ...] = ()
+    feature: FeatureSpec = field(default_factory=FeatureSpec)
+    probe_timeout_s: float = 2.0
+    question: str = QUESTION
+    question_max_tokens: int = 6
+    # The question probe's guess is used only while it parses and ranks well enough.
+    question_min_parse_rate: float = 0.6
+    question_min_kendall: float = 0.2
+    # `auto` still asks the question on this share of requests, so its accuracy keeps being measured.
+    question_sample_rate: float = 0.05
+    cache_ttl_s: float = 3600.0
+    # How often a gateway looks for a newer published model.
+    refresh_s: float = 5.0
+    # Trainer: refit every interval once `min_new` records arrived; fit on the latest `window`.
+    trainer_interval_s: float = 30.0
+    trainer_min_records: int = 40
+    trainer_min_new: int = 20
+    trainer_window: int = 5000
+    holdout_fraction: float = 0.25
+    # Fit on the shipped SmolLM2 prompt set too (only when its hidden size matches the records').
+    use_seed_data: bool = True
+
+    def __post_init__(self):
+        for name in ("probe_timeout_s", "cache_ttl_s", "refresh_s", "trainer_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("question_min_parse_rate", "question_sample_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError("holdout_fraction must be in (0, 1)")
+        if self.question_max_tokens < 1 or self.trainer_min_records < 4 or self.trainer_window < 10:
+            raise ValueError("question_max_tokens >= 1, trainer_min_records >= 4, trainer_window >= 10")
+
+    @classmethod
+    def from_settings(cls, settings: Any | None) -> PredictorConfig:
+        """Reads `settings.predictor_<field>` where the gateway's settings define it, else defaults."""
+        if settings is None:
+            return cls()
+        kw: dict[str, Any] = {"engine_urls": tuple(getattr(settings, "engine_urls", ()) or ())}
+        if getattr(settings, "probe_timeout_s", None):
+            kw["probe_timeout_s"] = float(settings.probe_timeout_s)
+        for f in fields(cls):
+            value = getattr(settings, f"predictor_{f.name}", None)
+            if value is not None and f.name not in ("engine_urls", "feature"):
+                kw[f.name] = value
+        layer, pool = getattr(settings, "predictor_layer", None), getattr(settings, "predictor_pool", None)
+        if layer is not None or pool is not None:
+            kw["feature"] = FeatureSpec(layer if layer is not None else FeatureSpec().layer, pool or "last")
+        return cls(**kw)
