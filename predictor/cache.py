@@ -40,13 +40,15 @@ class CachedPredictor:
             pred = await self.inner.predict(
                 PredictRequest(req.prompt_text, req.messages, None, req.model, req.replica_url)
             )
-            await self.redis.set(
-                key,
-                json.dumps(
-                    {"length": pred.length, "p90": pred.p90, "source": pred.source, "features": pred.features}
-                ),
-                px=self.ttl_ms,
-            )
+            # A fallback after a failed probe is not worth keeping: the next request may probe fine.
+            if not any(k.endswith("_error") for k in pred.features):
+                entry = {
+                    "length": pred.length,
+                    "p90": pred.p90,
+                    "source": pred.source,
+                    "features": pred.features,
+                }
+                await self.redis.set(key, json.dumps(entry), px=self.ttl_ms)
         if req.max_tokens is None:
             return pred
         return Prediction(

@@ -106,18 +106,21 @@ def _mean(scores: list[Scores]) -> Scores:
 
 def results_table(title: str, results: dict[str, dict[str, Scores]]) -> Table:
     table = Table(title=title)
-    table.add_column("predictor")
-    for split_name in results:
-        for col in ("τ", "Spearman", "MAE*", "pairs>2×"):
-            table.add_column(f"{split_name}\n{col}", justify="right")
-    for name in PREDICTORS:
-        if not all(name in r for r in results.values()):
-            continue
-        cells = []
-        for r in results.values():
-            s = r[name]
-            cells += [f"{s.kendall:.3f}", f"{s.spearman:.3f}", f"{s.mae:.0f}", f"{s.pair_acc:.3f}"]
-        table.add_row(name, *cells)
+    for col in ("split", "predictor", "τ", "Spearman", "MAE*", "pairs >2×"):
+        table.add_column(col, justify="left" if col in ("split", "predictor") else "right")
+    for split_name, r in results.items():
+        for name in PREDICTORS:
+            if name in r:
+                s = r[name]
+                table.add_row(
+                    split_name,
+                    name,
+                    f"{s.kendall:.3f}",
+                    f"{s.spearman:.3f}",
+                    f"{s.mae:.0f}",
+                    f"{s.pair_acc:.3f}",
+                )
+        table.add_section()
     return table
 
 
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engine-url", default=None, help="measure the probes' cost on this live engine")
     ap.add_argument("--cost-prompts", type=int, default=20)
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=120)
     examples = [e for e in load_prompt_set() if e.hidden is not None]
     spec, config = FeatureSpec(args.layer, args.pool), PredictorConfig()
     capped = sum(e.capped for e in examples)

@@ -62,3 +62,17 @@ def test_prompt_hash_depends_on_conversation_not_on_max_tokens():
     assert prompt_hash(a) != prompt_hash(PredictRequest("x", [{"role": "user", "content": "y"}], 10))
     with pytest.raises(ValueError):
         CachedPredictor(CountingPredictor(), None, ttl_s=0)
+
+
+class FailingProbePredictor(CountingPredictor):
+    async def predict(self, req: PredictRequest) -> Prediction:
+        self.calls += 1
+        return Prediction(120.0, 300.0, "heuristic", {"prefill_error": "ConnectTimeout"})
+
+
+async def test_fallbacks_after_a_failed_probe_are_not_cached(redis_client):
+    inner = FailingProbePredictor()
+    cached = CachedPredictor(inner, redis_client, ttl_s=60)
+    await cached.predict(PredictRequest("a"))
+    await cached.predict(PredictRequest("a"))
+    assert inner.calls == 2
