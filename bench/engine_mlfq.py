@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,11 @@ async def measure(cfg: BenchConfig, policy: str, trace: Trace, use_priority: boo
     finally:
         runner.stop()
     delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
-    return summarize(done, makespan, trace, delta)
+    res = summarize(done, makespan, trace, delta)
+    print(f"  {trace.name:<10} {policy:<5} prio={use_priority!s:<5} mean {res['latency']['mean']:.2f}s "
+          f"p99 {res['latency']['p99']:.2f}s long p99 {res['long_latency']['p99']:.2f}s "
+          f"{res['throughput_tps']:.0f} tok/s preempt {delta.get('preemptions')}", flush=True)
+    return res
 
 
 def ratios(res: dict, base: dict) -> dict[str, float]:
@@ -344,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse_args(argv)
     torch.set_num_threads(cfg.threads)
+    # transformers warns on every token generated past a request's end (forced lengths do that).
+    logging.getLogger("ContinuousBatchingLogger").setLevel(logging.ERROR)
     started = time.perf_counter()
     results = asyncio.run(run_bench(cfg))
     results["wall_s"] = time.perf_counter() - started
