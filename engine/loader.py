@@ -18,7 +18,7 @@ import torch
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 RANDOM_SPECS = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2),
+                 num_key_value_heads=2, initializer_range=0.2),  # wide init: varied, well-separated argmaxes
     "random-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                       num_key_value_heads=32),
 }

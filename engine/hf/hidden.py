@@ -63,8 +63,8 @@ class HiddenTap:
                 return
             hidden = output[0] if isinstance(output, tuple) else output  # [1, tokens, hidden]
             for s in self.slices:
-                acc = self.accs[s.rid]
-                if layer not in acc.layers:
+                acc = self.accs.get(s.rid)  # gone if cancelled meanwhile
+                if acc is None or layer not in acc.layers:
                     continue
                 rows = hidden[0, s.start:s.start + s.length].float()
                 acc.sums[layer] = acc.sums.get(layer, 0) + rows.sum(0)
@@ -74,7 +74,9 @@ class HiddenTap:
 
     def after_forward(self) -> None:
         for s in self.slices:
-            self.accs[s.rid].seen += s.length
+            acc = self.accs.get(s.rid)
+            if acc is not None:
+                acc.seen += s.length
         self.slices = []
 
     def pop(self, rid: str) -> dict | None:

@@ -64,6 +64,13 @@ class HostSwap(OffloadingManager):
         allocators = self.cache.cache_allocators
         return sum(len(ids) * allocators[name].bytes_per_block for name, ids in table.items())
 
+    def _reserve_cpu_blocks(self, block_counts):
+        # The parent counts free blocks, then may fold whole free sectors back (which removes those blocks
+        # from the count) and pops too many. Folding first keeps its count true.
+        if self._cpu_pool is not None:
+            self._cpu_pool.try_to_free_sectors()
+        return super()._reserve_cpu_blocks(block_counts)
+
     # --- accounting ------------------------------------------------------------------------------
     def _sync(self) -> None:
         if self._compute_stream is not None:

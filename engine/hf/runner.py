@@ -194,7 +194,8 @@ class EngineRunner:
             return
         self.manager.cancel_request(rid)
         self._wake.set()
-        self._finish(rid, TokenEvent(rid, [], True, "cancelled", len(req.input_ids), 0))
+        # The engine thread retires it from the policy when it drains the cancellation.
+        self._finish(rid, TokenEvent(rid, [], True, "cancelled", len(req.input_ids), 0), in_engine=False)
 
     def load(self) -> dict:
         waiting = list(self.scheduler.waiting_requests.values())
@@ -279,13 +280,13 @@ class EngineRunner:
                     self._wake.clear()
 
     def _step(self) -> bool:
+        swap_before = self.host.counters.swap_seconds, self.host.counters.swap_out_bytes
         if not self.bp.prepare_next_batch():
             self._deliver()
             return False
         io = self.bp.inputs_and_outputs
         rows = [(fs.state.request_id, fs.query_length, fs.has_new_token) for fs in io.requests_in_batch]
         self.tap.set_batch(rows)
-        swap_before = self.host.counters.swap_seconds, self.host.counters.swap_out_bytes
         start = time.perf_counter()
         self.bp._generation_step(self.model)
         self.bp.update_batch()
@@ -342,7 +343,7 @@ class EngineRunner:
         else:
             self.channels[rid].put(event)
 
-    def _finish(self, rid: str, event: TokenEvent) -> None:
+    def _finish(self, rid: str, event: TokenEvent, in_engine: bool = True) -> None:
         channel = self.channels.pop(rid, None)
         req = self.requests.pop(rid, None)
         self.sent.pop(rid, None)
@@ -352,7 +353,7 @@ class EngineRunner:
         self.counters["prompt_tokens"] += len(req.input_ids)
         self.logits.forget(rid)
         self.tap.accs.pop(rid, None)
-        if isinstance(self.scheduler, SkipJoinScheduler):
+        if in_engine and isinstance(self.scheduler, SkipJoinScheduler):
             self.scheduler.retire(rid, time.monotonic())
         self.finished[rid] = channel
         while len(self.finished) > 10_000:  # nobody read these: drop the oldest

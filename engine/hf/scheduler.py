@@ -103,6 +103,20 @@ class SkipJoinScheduler(Scheduler):
                 self.cached_by_rid.setdefault(state.request_id, hit)
         return tokens
 
+    def finish_request(self, request_id: str) -> None:
+        state = self.active_requests.get(request_id)
+        if state is not None and state.status == RequestStatus.FINISHED and self.cache.use_prefix_sharing:
+            self._hash_written_blocks(state)
+        super().finish_request(request_id)
+
+    def _hash_written_blocks(self, state: RequestState) -> None:
+        # transformers skips hashing the blocks of a request's last forward once it has finished, so a
+        # prefill-only probe would leave its final chunk out of the prefix cache for the request that follows.
+        written = (state.initial_tokens + state.generated_tokens)[: state.position_offset]
+        for allocator in self.cache.cache_allocators.values():
+            if state.request_id in allocator.block_table:
+                allocator.mark_complete_blocks(state.request_id, written, len(written))
+
     def clear_cancelled_requests(self) -> list[RequestState]:
         cancelled = super().clear_cancelled_requests()
         now = time.monotonic()
