@@ -120,20 +120,24 @@ class Policy:
     def _preempt_for(self, blocked: list[SeqState], running: list[SeqState], plan: Plan,
                      slots: int, free: int, now: float) -> None:
         pool = self.victim_order(running, now)
+        keys = [self.key(v, now) for v in pool]  # fixed within one plan: compute once
         for cand in blocked:
             if len(plan.preempt) >= self.config.max_preempt_per_step:
                 return
             need = kv_need(cand)
+            cand_key = self.key(cand, now)
             chosen: list[SeqState] = []
             s, f = slots, free
-            for victim in pool:
-                if victim in plan.preempt or self.key(victim, now) <= self.key(cand, now):
+            for victim, vkey in zip(pool, keys, strict=True):
+                if vkey <= cand_key or victim in plan.preempt:
                     continue
                 chosen.append(victim)
                 s, f = s + 1, f + victim.context_len + 1
                 if s > 0 and need <= f:
                     break
-            if not chosen or s <= 0 or need > f or len(plan.preempt) + len(chosen) > \
+            if not chosen:
+                return  # `blocked` is in key order: no later candidate outranks any victim either
+            if s <= 0 or need > f or len(plan.preempt) + len(chosen) > \
                     self.config.max_preempt_per_step:
                 continue
             if not self.may_preempt(cand, chosen, [r for r in running if r not in plan.preempt], now):

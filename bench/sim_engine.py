@@ -1,0 +1,354 @@
+"""One simulated engine replica: continuous batching driven by an `engine.policy` Policy.
+
+Event skipping: between events the batch runs `k` identical decode iterations in one go, and a
+request's token count is brought up to date (`Policy.on_tokens(seq, n, now)`) only when someone
+looks at it: at its completion, its MLFQ level change (`tokens_to_next_event`), a preemption, or a
+`plan` that may preempt. `plan` runs only at events (arrival, completion, level change, promotion
+deadline, KV exhaustion). Iteration i of a block takes
+
+    step_base + step_per_seq * b + step_per_ctx * (ctx0 + i * b)     (+ admissions' prefill and
+                                                                       unhidden copies in iteration 0)
+so a block of k iterations has a closed-form duration.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from bench.costmodel import CostModel
+from engine.policy import Capacity, MLFQPolicy, Phase, Policy, SeqState, kv_need
+
+# Non-preemptive policies see only the best `slots + BACKFILL` waiting requests per plan (their
+# keys do not change while waiting, so a heap keeps them in order); backfill looks this far.
+BACKFILL = 16
+# Preemptive policies' keys can change while waiting (MLFQ promotion), so the best
+# `slots + WINDOW` are chosen afresh at each plan; only they may be admitted or preempt.
+WINDOW = 64
+
+
+class Job:
+    __slots__ = ("seq", "idx", "out_len", "gen_iter", "kv0", "iter0", "version", "first", "done",
+                 "prefix_id", "prefix_len", "replica")
+
+    def __init__(self, seq: SeqState, idx: int, out_len: int, prefix_id: int = -1, prefix_len: int = 0):
+        self.seq, self.idx, self.out_len = seq, idx, out_len
+        self.gen_iter = self.kv0 = self.iter0 = self.version = 0
+        self.first: float | None = None
+        self.done: float | None = None
+        self.prefix_id, self.prefix_len = prefix_id, prefix_len
+        self.replica = -1
+
+
+@dataclass
+class Block:
+    start: float
+    batch: int
+    ctx0: float
+    k: int
+    extra: float  # prefill + unhidden copy time, paid in the first iteration
+    new: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class EngineStats:
+    iterations: int = 0
+    preemptions: int = 0
+    kv_preemptions: int = 0
+    swapped_tokens: int = 0
+    copy_charged_s: float = 0.0
+    prefill_tokens: int = 0
+    plans: int = 0
+    rejected: int = 0
+
+
+class EngineSim:
+    def __init__(self, policy: Policy, cost: CostModel):
+        self.policy, self.cost = policy, cost
+        self.preemptive = policy.preemptive and policy.config.preempt
+        self.mlfq = isinstance(policy, MLFQPolicy)
+        self.now = 0.0
+        self.iter = 0
+        self.ctx = 0  # KV tokens held by the running batch
+        self.running: list[SeqState] = []
+        self.waiting: list[SeqState] = []  # preemptive policies: a plain list
+        self.wheap: list = []  # non-preemptive policies: (key, n, seq)
+        self.jobs: dict[SeqState, Job] = {}
+        self.finish_heap: list = []
+        self.level_heap: list = []
+        self.block: Block | None = None
+        self.horizon = math.inf
+        self.stats = EngineStats()
+        self._n = 0
+        # Admissions already decided at the current boundary, paid in the next iteration.
+        self._copy_s = self._prefill_s = 0.0
+        self._new: list[Job] = []
+
+    # --- queries ------------------------------------------------------------------------------
+    def n_waiting(self) -> int:
+        return len(self.waiting) + len(self.wheap)
+
+    def load(self) -> int:
+        return len(self.running) + self.n_waiting()
+
+    def interruptible(self) -> bool:
+        """Would a new arrival change what runs before the current block ends?"""
+        return self.preemptive or len(self.running) < self.cost.max_batch or self.block is None
+
+    def duration(self, j: int) -> float:
+        b = self.block
+        c = self.cost
+        per = c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0
+        return j * per + c.step_per_ctx_s * b.batch * j * (j - 1) / 2 + (b.extra if j else 0.0)
+
+    def iters_until(self, dt: float) -> int:
+        """Smallest j >= 1 whose block prefix lasts at least dt."""
+        b = self.block
+        c = self.cost
+        qa = c.step_per_ctx_s * b.batch / 2
+        lin = c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0 - qa
+        rest = max(dt - b.extra, 0.0)
+        j = rest / lin if qa == 0 else (-lin + math.sqrt(lin * lin + 4 * qa * rest)) / (2 * qa)
+        j = max(1, math.ceil(j - 1e-9))
+        while j > 1 and self.duration(j - 1) >= dt:
+            j -= 1
+        while self.duration(j) < dt:
+            j += 1
+        return j
+
+    # --- requests in ----------------------------------------------------------------------------
+    def submit(self, job: Job, now: float) -> None:
+        seq = job.seq
+        self.jobs[seq] = job
+        self.policy.on_arrival(seq, now)
+        self._enqueue(seq, now)
+
+    def _enqueue(self, seq: SeqState, now: float) -> None:
+        if self.preemptive:
+            self.waiting.append(seq)
+        else:
+            self._n += 1
+            heapq.heappush(self.wheap, (self.policy.key(seq, now), self._n, seq))
+
+    def take_waiting(self, n: int) -> list[SeqState]:
+        """Give up the `n` worst-placed queued, never-started requests (rebalancing moves them)."""
+        pool = self.waiting if self.preemptive else [e[2] for e in self.wheap]
+        fresh = [s for s in pool if s.phase is Phase.WAITING and s.generated == 0]
+        fresh.sort(key=lambda s: self.policy.key(s, self.now), reverse=True)
+        out = fresh[:n]
+        gone = {id(s) for s in out}
+        if self.preemptive:
+            self.waiting = [s for s in self.waiting if id(s) not in gone]
+        else:
+            self.wheap = [e for e in self.wheap if id(e[2]) not in gone]
+            heapq.heapify(self.wheap)
+        return out
+
+    # --- time ---------------------------------------------------------------------------------
+    def run_to(self, t: float) -> list[Job]:
+        """Advance to the first iteration boundary at or after t (idle: jump to t); return finished jobs."""
+        if self.block is None:
+            self.now = max(self.now, t)
+            return []
+        if t <= self.block.start:
+            return []
+        if self.horizon <= t:
+            return self.advance()
+        return self._commit(self.iters_until(t - self.block.start))
+
+    def advance(self) -> list[Job]:
+        """Run the current block to its end (the next internal event)."""
+        return self._commit(self.block.k) if self.block is not None else []
+
+    def _commit(self, j: int) -> list[Job]:
+        b = self.block
+        if b.new:
+            first = b.start + self.duration(1)
+            for job in b.new:
+                job.first = first
+        self.now = b.start + self.duration(j)
+        self.iter += j
+        self.ctx += b.batch * j
+        self.stats.iterations += j
+        self.stats.copy_charged_s += self.cost.charged_copy_s(self._copy_s, self.duration(1) - b.extra)
+        self.block = None
+        self._copy_s = self._prefill_s = 0.0
+        self._new = []
+        done = self._events()
+        self.schedule()
+        return done
+
+    def _sync(self, job: Job) -> None:
+        n = self.iter - job.gen_iter
+        if n:
+            self.policy.on_tokens(job.seq, n, self.now)
+            job.gen_iter = self.iter
+
+    def _events(self) -> list[Job]:
+        done: list[Job] = []
+        fh = self.finish_heap
+        while fh and fh[0][0] <= self.iter:
+            _, _, version, job = heapq.heappop(fh)
+            if version != job.version:
+                continue
+            self._sync(job)
+            job.version += 1
+            job.done = self.now
+            self.ctx -= job.kv0 + (self.iter - job.iter0)
+            self.running.remove(job.seq)
+            self.policy.on_finish(job.seq, self.now)
+            del self.jobs[job.seq]
+            done.append(job)
+        lh = self.level_heap
+        while lh and lh[0][0] <= self.iter:
+            _, _, version, job = heapq.heappop(lh)
+            if version == job.version:
+                self._sync(job)
+                self._push_level(job)
+        return done
+
+    def _push_level(self, job: Job) -> None:
+        d = self.policy.tokens_to_next_event(job.seq)
+        if d != math.inf:
+            self._n += 1
+            heapq.heappush(self.level_heap, (self.iter + max(1, math.ceil(d)), self._n, job.version, job))
+
+    # --- decisions ----------------------------------------------------------------------------
+    def schedule(self) -> None:
+        """At an iteration boundary: plan if anything could change, then lay out the next block."""
+        if self.n_waiting() and (self.preemptive or len(self.running) < self.cost.max_batch):
+            self._plan()
+        self._copy_s += self._relieve_kv()
+        if not self.running:
+            self.block, self.horizon = None, math.inf
+            if self._reject_unfittable() and self.n_waiting():
+                self.schedule()
+            return
+        b = len(self.running)
+        self.block = Block(self.now, b, self.ctx, 1, 0.0, self._new)
+        charged = self.cost.charged_copy_s(self._copy_s, self.duration(1))
+        self.block.extra = self._prefill_s + charged
+        self.block.k = self._block_len(b)
+        self.horizon = self.now + self.duration(self.block.k)
+
+    def _block_len(self, b: int) -> int:
+        k = self.finish_heap[0][0] - self.iter if self.finish_heap else 1
+        k = min(k, (self.cost.kv_tokens - self.ctx) // b)
+        if self.preemptive and self.n_waiting():
+            if self.level_heap:
+                k = min(k, self.level_heap[0][0] - self.iter)
+            deadline = self._promotion_deadline()
+            if deadline < math.inf:
+                k = min(k, self.iters_until(deadline - self.now))
+        return max(int(k), 1)
+
+    def _promotion_deadline(self) -> float:
+        after = self.policy.config.promote_after_s
+        if not self.mlfq or after is None:
+            return math.inf
+        lasts = [s.last_run for s in self.waiting if s.level > 0]
+        return min(lasts) + after + 1e-9 if lasts else math.inf
+
+    def _candidates(self, slots: int) -> list[SeqState]:
+        if self.preemptive:
+            if len(self.waiting) <= slots + WINDOW:
+                return self.waiting
+            self.policy.before_plan(self.waiting, self.now)
+            return heapq.nsmallest(slots + WINDOW, self.waiting, key=lambda s: self.policy.key(s, self.now))
+        out = []
+        while self.wheap and len(out) < slots + BACKFILL:
+            out.append(heapq.heappop(self.wheap)[2])
+        return out
+
+    def _plan(self) -> None:
+        slots = self.cost.max_batch - len(self.running)
+        cands = self._candidates(slots)
+        if self.preemptive and (len(cands) > slots or sum(kv_need(s) for s in cands) > self._free()):
+            for seq in self.running:
+                self._sync(self.jobs[seq])
+        cap = Capacity(self.cost.max_batch, self._free())
+        self.stats.plans += 1
+        plan = self.policy.plan(self.running, cands, cap, self.now)
+        self._copy_s += sum(self._preempt(v) for v in plan.preempt)
+        for seq in plan.admit:
+            c, p, job = self._admit(seq)
+            self._copy_s += c
+            self._prefill_s += p
+            if job.first is None:
+                self._new.append(job)
+        if self.preemptive:
+            self.waiting = [s for s in self.waiting if s.phase is not Phase.RUNNING] + \
+                [v for v in plan.preempt if v.phase is not Phase.RUNNING]
+        else:
+            for s in cands:
+                if s.phase is not Phase.RUNNING:
+                    self._enqueue(s, s.arrival)
+
+    def _free(self) -> int:
+        return self.cost.kv_tokens - self.ctx
+
+    def _preempt(self, seq: SeqState) -> float:
+        job = self.jobs[seq]
+        self._sync(job)
+        job.version += 1
+        self.ctx -= job.kv0 + (self.iter - job.iter0)
+        self.running.remove(seq)
+        self.policy.on_preempted(seq, True, self.now)
+        self.stats.preemptions += 1
+        self.stats.swapped_tokens += seq.context_len
+        return seq.context_len * self.cost.swap_s_per_token
+
+    def _admit(self, seq: SeqState) -> tuple[float, float, Job]:
+        job = self.jobs[seq]
+        need = kv_need(seq)
+        copy_s = prefill_s = 0.0
+        if seq.phase is Phase.SWAPPED:
+            copy_s = seq.context_len * self.cost.swap_s_per_token
+            self.stats.swapped_tokens += seq.context_len
+        else:
+            tokens = max(seq.context_len - seq.cached_len, 1)
+            prefill_s = self.cost.prefill_s(tokens)
+            self.stats.prefill_tokens += tokens
+        seq.phase = Phase.RUNNING
+        seq.last_run = self.now
+        job.gen_iter = job.iter0 = self.iter
+        job.kv0 = need
+        self.ctx += need
+        self.running.append(seq)
+        self._n += 1
+        heapq.heappush(self.finish_heap, (self.iter + job.out_len - seq.generated, self._n, job.version, job))
+        if self.mlfq:
+            self._push_level(job)
+        return copy_s, prefill_s, job
+
+    def _relieve_kv(self) -> float:
+        """KV exhausted: give up victims (the policy's order) until every runner can grow a token."""
+        copy_s = 0.0
+        while self.running and self._free() < len(self.running):
+            for seq in self.running:
+                self._sync(self.jobs[seq])
+            victim = self.policy.victim_order(self.running, self.now)[0]
+            copy_s += self._preempt(victim)
+            self.stats.kv_preemptions += 1
+            self._enqueue(victim, self.now)
+        return copy_s
+
+    def _reject_unfittable(self) -> bool:
+        """Nothing runs yet something waits: it can never fit the device; drop it (counted)."""
+        keep = []
+        pool = self.waiting if self.preemptive else [e[2] for e in self.wheap]
+        for seq in pool:
+            if kv_need(seq) > self.cost.kv_tokens:
+                self.stats.rejected += 1
+                job = self.jobs.pop(seq)
+                job.done = math.nan
+            else:
+                keep.append(seq)
+        if len(keep) != len(pool):
+            self.waiting = keep if self.preemptive else []
+            if not self.preemptive:
+                self.wheap = []
+                for s in keep:
+                    self._enqueue(s, s.arrival)
+        return len(keep) != len(pool)
