@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import redis.asyncio as redis
 
 from router import keys
+from router.tasks import cancel_and_wait
 
 log = logging.getLogger("skipjoin.bus")
 
@@ -30,9 +30,7 @@ class Bus:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
         while True:

@@ -8,7 +8,6 @@ a `skipjoin:wake` message, and polls every `poll_interval_s` only as a fallback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from router.queue import RedisQueue
 from router.records import Outcome, add_record
 from router.replica import Replica
 from router.schemas import error_body
+from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
 from router.upstream import Forward, UpstreamUnavailable, fetch_load
 from router.window import WindowConfig
@@ -80,6 +80,7 @@ class Dispatcher:
         self._jobs: dict[str, tuple[Job, Replica]] = {}
         self._client_cancelled: set[str] = set()
         self._tasks: list[asyncio.Task] = []
+        self._stoppers: set[asyncio.Task] = set()
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -91,12 +92,7 @@ class Dispatcher:
         ]
 
     async def stop(self) -> None:
-        running = [t for r in self.replicas for t in r.tasks.values()]
-        for t in self._tasks + running:
-            t.cancel()
-        for t in self._tasks + running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks + [t for r in self.replicas for t in r.tasks.values()])
 
     def wake(self) -> None:
         self._wake.set()
@@ -108,14 +104,20 @@ class Dispatcher:
         if held is not None:
             if ack:
                 self._client_cancelled.add(job_id)
-            held[1].tasks[job_id].cancel()
+            task = held[1].tasks[job_id]
+            self._stoppers.add(stopper := asyncio.get_running_loop().create_task(cancel_and_wait([task])))
+            stopper.add_done_callback(self._stoppers.discard)
 
     # --- the dispatch loop ---
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.cfg.poll_interval_s):
-                    await self._wake.wait()
+            # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
+            timer = loop.call_later(self.cfg.poll_interval_s, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
             self._wake.clear()
             try:
                 await self._drain()

@@ -14,6 +14,7 @@ import redis.asyncio as redis
 from router import keys
 
 CHUNK, DONE, ERROR = b"c", b"d", b"e"
+_MOVED, _TICK = object(), object()  # mailbox markers: events moved to Redis; time to look there
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Mailbox:
     __slots__ = ("queue", "remote", "last_id")
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event | object] = asyncio.Queue()
         self.remote = False  # events now come through the Redis stream
         self.last_id = b"0"
 
@@ -55,22 +56,26 @@ class Inbox:
         box = self._boxes.get(job_id)
         if box is not None and not box.remote:
             box.remote = True
-            box.queue.put_nowait(None)
+            box.queue.put_nowait(_MOVED)
 
 
 async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: float):
     """Yield the request's events until DONE or ERROR, wherever they come from."""
+    loop = asyncio.get_running_loop()
     while True:
         if not box.remote:
+            # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
+            timer = loop.call_later(check_s, box.queue.put_nowait, _TICK)
             try:
-                async with asyncio.timeout(check_s):
-                    ev = await box.queue.get()
-            except TimeoutError:
+                ev = await box.queue.get()
+            finally:
+                timer.cancel()
+            if ev is _TICK:
                 # A missed pub/sub note must not strand the client: look for the stream.
                 if await client.exists(keys.result(job_id)):
                     box.remote = True
                 continue
-            if ev is None:
+            if not isinstance(ev, Event):
                 continue
             yield ev
             if ev.kind != CHUNK:

@@ -30,6 +30,7 @@ from router.placement import bucket_of
 from router.queue import RedisQueue
 from router.schemas import ChatCompletionRequest, CompletionRequest
 from router.score import ScoreConfig, stored_score
+from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
 
 log = logging.getLogger("skipjoin.front")
@@ -103,9 +104,7 @@ class Front:
 
     async def stop(self) -> None:
         if self._heartbeat:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await cancel_and_wait([self._heartbeat])
         with contextlib.suppress(redis.RedisError, OSError):
             await self.r.delete(f"skipjoin:front:{self.id}")
 

@@ -26,8 +26,9 @@ class ServerThread:
 
     def __init__(self, app, port: int | None = None):
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -46,7 +47,10 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.join(5)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(5)
 
 
 @contextlib.contextmanager
@@ -58,8 +62,14 @@ def upstream(token_delay: float = 0.0, max_batch: int = 16):
 
 
 def gateway_settings(redis_url: str, engines: str, **overrides) -> Settings:
-    base = dict(redis_url=redis_url, engines=engines, lease_s=1.0, load_poll_s=0.05, poll_interval_s=0.05,
-                request_timeout_s=30.0)
+    base = dict(
+        redis_url=redis_url,
+        engines=engines,
+        lease_s=1.0,
+        load_poll_s=0.05,
+        poll_interval_s=0.05,
+        request_timeout_s=30.0,
+    )
     return Settings(**{**base, **overrides})
 
 

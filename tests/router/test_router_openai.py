@@ -19,8 +19,9 @@ def gw(redis_server, redis_client):
 
 def test_sync_client_chat_and_completions(gw):
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
-    chat = client.chat.completions.create(model="m", messages=MSG, max_tokens=4, temperature=0.5, top_p=0.9,
-                                          stop=["zz"])
+    chat = client.chat.completions.create(
+        model="m", messages=MSG, max_tokens=4, temperature=0.5, top_p=0.9, stop=["zz"]
+    )
     assert chat.choices[0].message.content == "t0 t1 t2 t3 "
     assert chat.usage.completion_tokens == 4 and chat.usage.prompt_tokens > 0
     comp = client.completions.create(model="m", prompt="Say hi", max_tokens=2)
@@ -36,10 +37,16 @@ def test_sync_client_chat_and_completions(gw):
 
 async def test_async_client_streams_with_and_without_usage(gw, redis_client):
     client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
-    chunks = [c async for c in await client.chat.completions.create(
-        model="m", messages=MSG, max_tokens=5, stream=True, stream_options={"include_usage": True})]
+    chunks = [
+        c
+        async for c in await client.chat.completions.create(
+            model="m", messages=MSG, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        )
+    ]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
-    plain = [c async for c in await client.completions.create(model="m", prompt="x", max_tokens=2, stream=True)]
+    plain = [
+        c async for c in await client.completions.create(model="m", prompt="x", max_tokens=2, stream=True)
+    ]
     assert all(c.usage is None for c in plain)
     assert "".join(c.choices[0].text for c in plain if c.choices) == "t0 t1 "
     chat = await client.chat.completions.create(model="m", messages=MSG, max_tokens=1)
@@ -50,7 +57,9 @@ async def test_async_client_streams_with_and_without_usage(gw, redis_client):
     assert tuple(fields) == RECORD_FIELDS
     assert fields["output_tokens"] == "5" and fields["max_tokens"] == "5" and fields["class"] == "interactive"
     assert float(fields["total_s"]) >= float(fields["ttft_s"]) >= float(fields["queue_wait_s"]) >= 0
-    assert fields["predictor"] == "heuristic" and fields["features"] == "{}" and len(fields["prompt_hash"]) == 64
+    assert (
+        fields["predictor"] == "heuristic" and fields["features"] == "{}" and len(fields["prompt_hash"]) == 64
+    )
     await client.close()
 
 
@@ -58,7 +67,12 @@ def test_health_and_metrics(gw):
     assert httpx.get(gw.url + "/health").json() == {"status": "ok"}
     httpx.post(gw.url + "/v1/completions", json={"prompt": "x", "max_tokens": 1})
     text = httpx.get(gw.url + "/metrics").text
-    for name in ("skipjoin_queue_depth", "skipjoin_inflight", "skipjoin_queue_wait_seconds_bucket",
-                 "skipjoin_ttft_seconds_bucket", "skipjoin_predictor_fallbacks_total"):
+    for name in (
+        "skipjoin_queue_depth",
+        "skipjoin_inflight",
+        "skipjoin_queue_wait_seconds_bucket",
+        "skipjoin_ttft_seconds_bucket",
+        "skipjoin_predictor_fallbacks_total",
+    ):
         assert name in text
     assert 'skipjoin_requests_total{cls="interactive",status="200"} 1.0' in text

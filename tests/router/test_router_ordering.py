@@ -17,8 +17,9 @@ def body(n_tokens: int, tag: str = "", **extra) -> dict:
 
 async def fill_window(client: httpx.AsyncClient, gw, up, **headers) -> asyncio.Task:
     """One request held by the upstream: with window 1 everything after it queues in Redis."""
-    task = asyncio.create_task(client.post(gw.url + "/v1/completions", json={"prompt": "[hold]", "max_tokens": 1},
-                                           headers=headers))
+    task = asyncio.create_task(
+        client.post(gw.url + "/v1/completions", json={"prompt": "[hold]", "max_tokens": 1}, headers=headers)
+    )
     await asyncio.to_thread(wait_for, lambda: len(up.state.received) == 1)
     return task
 
@@ -40,7 +41,9 @@ async def test_saturated_engine_gets_shortest_predicted_first(redis_server, redi
     with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, window_max=1) as gw:
         async with httpx.AsyncClient(timeout=30) as client:
             blocker = await fill_window(client, gw, up)
-            tasks = [asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(n))) for n in lengths]
+            tasks = [
+                asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(n))) for n in lengths
+            ]
             await queued(redis_client, 20)
             control(up.url, release=True)
             results = await asyncio.gather(blocker, *tasks)
@@ -50,15 +53,19 @@ async def test_saturated_engine_gets_shortest_predicted_first(redis_server, redi
 
 async def test_old_long_request_overtakes_newer_short_ones(redis_server, redis_client):
     now = [1000.0]
-    with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, clock=lambda: now[0], window_max=1,
-                                              aging_rate=10.0) as gw:
+    with (
+        upstream(max_batch=1) as up,
+        gateway(redis_server.url, up.url, clock=lambda: now[0], window_max=1, aging_rate=10.0) as gw,
+    ):
         async with httpx.AsyncClient(timeout=30) as client:
             blocker = await fill_window(client, gw, up)
             tasks = []
             # long at t=0; short at t=10 (credit gap 100 < 450: short first); short at t=60 (600 > 450)
             for t, n in ((0, 500), (10, 50), (60, 50)):
                 now[0] = 1000.0 + t
-                tasks.append(asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(n, f"t{t}"))))
+                tasks.append(
+                    asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(n, f"t{t}")))
+                )
                 await queued(redis_client, len(tasks))
             control(up.url, release=True)
             await asyncio.gather(blocker, *tasks)
@@ -68,8 +75,9 @@ async def test_old_long_request_overtakes_newer_short_ones(redis_server, redis_c
 async def test_idle_engine_gets_everything_at_once(redis_server, redis_client):
     with upstream(token_delay=0.05, max_batch=16) as up, gateway(redis_server.url, up.url) as gw:
         async with httpx.AsyncClient(timeout=30) as client:
-            results = await asyncio.gather(*(client.post(gw.url + "/v1/completions",
-                                                         json=body(n, max_tokens=6)) for n in range(8)))
+            results = await asyncio.gather(
+                *(client.post(gw.url + "/v1/completions", json=body(n, max_tokens=6)) for n in range(8))
+            )
     assert all(r.status_code == 200 for r in results)
     assert up.state.max_running_seen == 8
     starts = [r["t"] for r in up.state.received]
@@ -85,11 +93,13 @@ async def test_heavy_tenant_queues_behind_light_tenant(redis_server, redis_clien
             assert r.status_code == 200
             up.state.received.clear()
             blocker = await fill_window(client, gw, up, Authorization="Bearer kb")
-            first = asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(20, "heavy"),
-                                                    headers=heavy))
+            first = asyncio.create_task(
+                client.post(gw.url + "/v1/completions", json=body(20, "heavy"), headers=heavy)
+            )
             await queued(redis_client, 1)
-            second = asyncio.create_task(client.post(gw.url + "/v1/completions", json=body(20, "light"),
-                                                     headers=light))
+            second = asyncio.create_task(
+                client.post(gw.url + "/v1/completions", json=body(20, "light"), headers=light)
+            )
             await queued(redis_client, 2)
             control(up.url, release=True)
             await asyncio.gather(blocker, first, second)

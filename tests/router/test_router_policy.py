@@ -16,12 +16,16 @@ CFG = ScoreConfig(aging_rate=10.0, tenant_penalty=0.05, class_weights={"interact
 
 def test_stored_score_orders_like_live_score_at_any_time():
     rng = random.Random(7)
-    jobs = [(rng.uniform(1, 2000), rng.choice([1.0, 4.0]), rng.uniform(0, 5e4), rng.uniform(0, 300))
-            for _ in range(200)]
+    jobs = [
+        (rng.uniform(1, 2000), rng.choice([1.0, 4.0]), rng.uniform(0, 5e4), rng.uniform(0, 300))
+        for _ in range(200)
+    ]
     stored = [stored_score(p, w, u, t, CFG) for p, w, u, t in jobs]
     for now in (300.0, 1000.0, 1e6):
         live = [score(p, w, u, t, now, CFG) for p, w, u, t in jobs]
-        assert sorted(range(len(jobs)), key=stored.__getitem__) == sorted(range(len(jobs)), key=live.__getitem__)
+        assert sorted(range(len(jobs)), key=stored.__getitem__) == sorted(
+            range(len(jobs)), key=live.__getitem__
+        )
         for s, v in zip(stored, live, strict=True):
             assert live_from_stored(s, now, CFG) == pytest.approx(v, abs=1e-6)
 
@@ -37,8 +41,10 @@ def test_class_weight_and_tenant_usage_push_back():
     assert score(100, 1.0, 10_000, 0, 0, CFG) > score(100, 1.0, 0, 0, 0, CFG)
 
 
-@pytest.mark.parametrize("kwargs", [dict(aging_rate=-1), dict(tenant_penalty=-1), dict(class_weights={}),
-                                    dict(class_weights={"a": 0.0})])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(aging_rate=-1), dict(tenant_penalty=-1), dict(class_weights={}), dict(class_weights={"a": 0.0})],
+)
 def test_score_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         ScoreConfig(**kwargs)
@@ -101,8 +107,10 @@ def test_window_never_holds_back_below_saturation():
 def test_engine_load_parsing():
     assert load_from_json({"running": 3, "waiting": 1, "max_batch": 8}) == EngineLoad(3, 1, 8)
     assert load_from_json({"nope": 1}) is None
-    vllm = ('# HELP vllm:num_requests_running x\nvllm:num_requests_running{model_name="m"} 4.0\n'
-            'vllm:num_requests_waiting{model_name="m"} 2.0\n')
+    vllm = (
+        '# HELP vllm:num_requests_running x\nvllm:num_requests_running{model_name="m"} 4.0\n'
+        'vllm:num_requests_waiting{model_name="m"} 2.0\n'
+    )
     assert load_from_metrics(vllm) == EngineLoad(4, 2, None)
     sglang = 'sglang:num_running_reqs{tp_rank="0"} 7\nsglang:num_queue_reqs{tp_rank="0"} 1\n'
     assert load_from_metrics(sglang) == EngineLoad(7, 1, None)
@@ -112,7 +120,9 @@ def test_engine_load_parsing():
 def test_callers_from_keys_and_headers():
     keys = parse_api_keys("k1:acme:interactive,k2:bulk:batch")
     weights = {"interactive": 1.0, "batch": 4.0}
-    assert resolve_caller(keys, weights, "interactive", "Bearer k2", None, None, None) == Caller("bulk", "batch")
+    assert resolve_caller(keys, weights, "interactive", "Bearer k2", None, None, None) == Caller(
+        "bulk", "batch"
+    )
     # The header may lower a key's class, never raise it.
     assert resolve_caller(keys, weights, "interactive", "Bearer k1", "batch", None, None).cls == "batch"
     assert resolve_caller(keys, weights, "interactive", "Bearer k2", "interactive", None, None).cls == "batch"

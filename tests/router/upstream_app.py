@@ -89,8 +89,15 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
     async def generate(body: dict[str, Any], kind: str, request: Request):
         rid = f"up-{len(state.received)}"
         prompt = state.prompt_of(body)
-        state.received.append({"id": rid, "priority": body.get("priority"), "prompt": prompt,
-                               "body": body, "t": time.monotonic()})
+        state.received.append(
+            {
+                "id": rid,
+                "priority": body.get("priority"),
+                "prompt": prompt,
+                "body": body,
+                "t": time.monotonic(),
+            }
+        )
         concurrent = sum(1 for r in state.received if "done" not in r)
         state.max_concurrent_seen = max(state.max_concurrent_seen, concurrent)
         model = body.get("model") or "upstream-model"
@@ -114,6 +121,7 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
             (state.cancelled if cancelled else state.finished).append(rid)
 
         if body.get("stream"):
+
             async def sse():
                 done = False
                 try:
@@ -122,13 +130,17 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
                     final = _chunk(rid, kind, model, n, None, "length")
                     yield "data: " + json.dumps(final) + "\n\n"
                     if include_usage:
-                        u = {**_chunk(rid, kind, model, n, None, None), "choices": [],
-                             "usage": _usage(prompt, n)}
+                        u = {
+                            **_chunk(rid, kind, model, n, None, None),
+                            "choices": [],
+                            "usage": _usage(prompt, n),
+                        }
                         yield "data: " + json.dumps(u) + "\n\n"
                     yield "data: [DONE]\n\n"
                     done = True
                 finally:
                     mark_done(cancelled=not done)
+
             return StreamingResponse(sse(), media_type="text/event-stream")
 
         parts: list[str] = []
@@ -144,13 +156,23 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
         mark_done(cancelled=False)
         text = "".join(parts)
         if kind == "chat":
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length",
+            }
             obj = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "finish_reason": "length"}
             obj = "text_completion"
-        return {"id": rid, "object": obj, "created": int(time.time()), "model": model,
-                "choices": [choice], "usage": _usage(prompt, n)}
+        return {
+            "id": rid,
+            "object": obj,
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": _usage(prompt, n),
+        }
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -193,9 +215,12 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
 
     @app.get("/received")
     async def received():
-        return {"received": [{k: v for k, v in r.items() if k != "body"} for r in state.received],
-                "cancelled": state.cancelled, "finished": state.finished,
-                "max_running_seen": state.max_running_seen}
+        return {
+            "received": [{k: v for k, v in r.items() if k != "body"} for r in state.received],
+            "cancelled": state.cancelled,
+            "finished": state.finished,
+            "max_running_seen": state.max_running_seen,
+        }
 
     return app, state
 
