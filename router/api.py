@@ -20,8 +20,15 @@ def _gateway(request: Request):
 async def _serve(request: Request, kind: str, model: type[ChatCompletionRequest] | type[CompletionRequest]):
     gw = _gateway(request)
     h = request.headers
-    caller = resolve_caller(gw.api_keys, gw.class_weights, gw.settings.default_class, h.get("authorization"),
-                            h.get("x-skipjoin-class"), h.get("x-skipjoin-tenant"), None)
+    caller = resolve_caller(
+        gw.api_keys,
+        gw.class_weights,
+        gw.settings.default_class,
+        h.get("authorization"),
+        h.get("x-skipjoin-class"),
+        h.get("x-skipjoin-tenant"),
+        None,
+    )
     req = parse_model(await read_body(request, gw.settings.max_body_bytes), model)
     if req.user and not gw.api_keys and not h.get("x-skipjoin-tenant"):
         caller = type(caller)(req.user, caller.cls)
@@ -40,8 +47,14 @@ def install_routes(app: FastAPI) -> None:
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
         name = _gateway(request).settings.served_model
-        return JSONResponse({"object": "list", "data": [
-            {"id": name, "object": "model", "created": int(time.time()), "owned_by": "skipjoin"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": int(time.time()), "owned_by": "skipjoin"}
+                ],
+            }
+        )
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

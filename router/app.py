@@ -83,6 +83,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         settings.lease_s,
         settings.probe_timeout_s,
         settings.request_timeout_s,
+        tuple(settings.engine_urls),
     )
     api_keys = parse_api_keys(settings.api_keys)
     if not settings.redis_url:

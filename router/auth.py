@@ -31,19 +31,27 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def resolve_caller(api_keys: dict[str, Caller], weights: dict[str, float], default_class: str,
-                   authorization: str | None, class_header: str | None, tenant_header: str | None,
-                   user: str | None) -> Caller:
+def resolve_caller(
+    api_keys: dict[str, Caller],
+    weights: dict[str, float],
+    default_class: str,
+    authorization: str | None,
+    class_header: str | None,
+    tenant_header: str | None,
+    user: str | None,
+) -> Caller:
     """With keys configured the key decides the tenant, and its class may only be lowered by the
     header (a heavier weight), never raised. Without keys, headers (or `user`) decide."""
     if class_header is not None and class_header not in weights:
-        raise ApiError(400, f"unknown class {class_header!r}; known: {', '.join(weights)}",
-                       param="X-Skipjoin-Class")
+        raise ApiError(
+            400, f"unknown class {class_header!r}; known: {', '.join(weights)}", param="X-Skipjoin-Class"
+        )
     if api_keys:
         caller = api_keys.get(_bearer(authorization) or "")
         if caller is None:
-            raise ApiError(401, "invalid or missing API key", type_="invalid_request_error",
-                           code="invalid_api_key")
+            raise ApiError(
+                401, "invalid or missing API key", type_="invalid_request_error", code="invalid_api_key"
+            )
         if class_header and weights[class_header] > weights.get(caller.cls, 0.0):
             return Caller(caller.tenant, class_header)
         return caller

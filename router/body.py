@@ -39,5 +39,6 @@ def parse_model(raw: bytes, model: type[M]) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
-        raise ApiError(422, f"{param}: {err['msg']}" if param else err["msg"], param=param,
-                       code="invalid_value") from exc
+        raise ApiError(
+            422, f"{param}: {err['msg']}" if param else err["msg"], param=param, code="invalid_value"
+        ) from exc

@@ -15,12 +15,20 @@ log = logging.getLogger("skipjoin.bus")
 
 
 class Bus:
-    def __init__(self, client: redis.Redis, front_id: str, on_wake: Callable[[], None],
-                 on_cancel: Callable[[str], None], on_moved: Callable[[str], None]):
+    def __init__(
+        self,
+        client: redis.Redis,
+        front_id: str,
+        on_wake: Callable[[], None],
+        on_cancel: Callable[[str], None],
+        on_moved: Callable[[str], None],
+    ):
         self.r = client
-        self.channels = {keys.WAKE.encode(): lambda _: on_wake(),
-                         keys.CANCEL.encode(): on_cancel,
-                         keys.moved(front_id).encode(): on_moved}
+        self.channels = {
+            keys.WAKE.encode(): lambda _: on_wake(),
+            keys.CANCEL.encode(): on_cancel,
+            keys.moved(front_id).encode(): on_moved,
+        }
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
 

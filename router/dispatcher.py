@@ -142,7 +142,7 @@ class Dispatcher:
             self._start(popped.job)
 
     def _start(self, job: Job) -> None:
-        states = [r.state(self.cfg.window, job.prefix_key) for r in self.replicas]
+        states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in self.replicas]
         idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
         if idx is None:  # only if roles changed under us: any replica with room will do
             idx = next(i for i, s in enumerate(states) if has_room(s))

@@ -16,8 +16,7 @@ GAUGES = (
 def load_from_json(data: Any) -> EngineLoad | None:
     try:
         max_batch = data.get("max_batch")
-        return EngineLoad(int(data["running"]), int(data["waiting"]),
-                          int(max_batch) if max_batch else None)
+        return EngineLoad(int(data["running"]), int(data["waiting"]), int(max_batch) if max_batch else None)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 

@@ -13,21 +13,36 @@ from router.schemas import error_body
 
 log = logging.getLogger("skipjoin.api")
 
-_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
-          503: "service_unavailable", 500: "server_error"}
+_TYPES = {
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+    500: "server_error",
+}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, type_: str | None = None, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.type = type_ or _TYPES.get(status, "invalid_request_error")
         self.headers = headers
 
     def response(self) -> JSONResponse:
-        return JSONResponse(error_body(self.message, self.type, self.param, self.code),
-                            status_code=self.status, headers=self.headers)
+        return JSONResponse(
+            error_body(self.message, self.type, self.param, self.code),
+            status_code=self.status,
+            headers=self.headers,
+        )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -81,8 +81,7 @@ async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: f
             if ev.kind != CHUNK:
                 return
             continue
-        got = await client.xread({keys.result(job_id): box.last_id}, count=256,
-                                 block=int(check_s * 1000))
+        got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=int(check_s * 1000))
         for _, entries in got or ():
             for entry_id, fields in entries:
                 box.last_id = entry_id

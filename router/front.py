@@ -47,6 +47,7 @@ class FrontConfig:
     lease_s: float = 10.0
     probe_timeout_s: float = 2.0
     request_timeout_s: float = 600.0
+    engine_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.default_class not in self.score.class_weights:
@@ -64,14 +65,25 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def _predict_request(req: ChatCompletionRequest | CompletionRequest, prompt: str) -> PredictRequest:
+def home_replica(prefix_key: str, engine_urls: tuple[str, ...]) -> str:
+    """The replica a prompt prefix hashes to: probes go there, and placement counts it as affine."""
+    return engine_urls[int(prefix_key, 16) % len(engine_urls)] if engine_urls else ""
+
+
+def _predict_request(
+    req: ChatCompletionRequest | CompletionRequest, prompt: str, home: str
+) -> PredictRequest:
     messages = (
         [m.model_dump(exclude_none=True) for m in req.messages]
         if isinstance(req, ChatCompletionRequest)
         else None
     )
     return PredictRequest(
-        prompt_text=prompt, messages=messages, max_tokens=req.token_limit(), model=req.model
+        prompt_text=prompt,
+        messages=messages,
+        max_tokens=req.token_limit(),
+        model=req.model,
+        replica_url=home or None,
     )
 
 
@@ -131,7 +143,9 @@ class Front:
         self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
     ) -> Job:
         prompt = req.prompt_text()
-        pred = await self._predict(_predict_request(req, prompt))
+        prefix_key = hashlib.blake2b(prompt[:PREFIX_CHARS].encode(), digest_size=8).hexdigest()
+        home = home_replica(prefix_key, self.cfg.engine_urls)
+        pred = await self._predict(_predict_request(req, prompt, home))
         weight = self.cfg.score.weight(caller.cls)
         now = self.clock()
         used = await self.usage.tokens(caller.tenant, now) if self.cfg.score.tenant_penalty else 0.0
@@ -149,7 +163,8 @@ class Front:
             cls=caller.cls,
             tenant=caller.tenant,
             prompt_hash=hashlib.sha256(prompt.encode()).hexdigest(),
-            prefix_key=hashlib.blake2b(prompt[:PREFIX_CHARS].encode(), digest_size=8).hexdigest(),
+            prefix_key=prefix_key,
+            home=home,
             front=self.id,
             enqueued_at=now,
             enqueued_wall=time.time(),

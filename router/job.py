@@ -27,6 +27,7 @@ class Job:
     score: float  # stored ZSET score
     bucket: str
     features: dict[str, Any] = field(default_factory=dict)
+    home: str = ""  # replica the predictor's probe used (its prefix cache is warm there)
     attempts: int = 0
 
     @property

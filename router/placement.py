@@ -44,8 +44,11 @@ def has_room(r: ReplicaState) -> bool:
 
 
 def candidates(replicas: list[ReplicaState], request: RequestInfo) -> list[int]:
-    ok = [i for i, r in enumerate(replicas)
-          if has_room(r) and accepts(r.role, request.predicted_len, request.role_threshold)]
+    ok = [
+        i
+        for i, r in enumerate(replicas)
+        if has_room(r) and accepts(r.role, request.predicted_len, request.role_threshold)
+    ]
     healthy = [i for i in ok if replicas[i].healthy]
     return healthy or ok
 
@@ -56,8 +59,11 @@ def choose_replica(replicas: list[ReplicaState], request: RequestInfo) -> int | 
     if not ok:
         return None
     least = min(ok, key=lambda i: (replicas[i].busy, replicas[i].inflight, i))
-    affine = [i for i in ok if replicas[i].has_prefix
-              and replicas[i].busy <= replicas[least].busy + request.affinity_slack]
+    affine = [
+        i
+        for i in ok
+        if replicas[i].has_prefix and replicas[i].busy <= replicas[least].busy + request.affinity_slack
+    ]
     if affine:
         return min(affine, key=lambda i: (replicas[i].busy, i))
     return least

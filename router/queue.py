@@ -19,9 +19,13 @@ from router.job import Job
 from router.queue_scripts import CANCEL, POP, PUSH, REAP, RENEW
 from router.schemas import error_body
 
-LOST_MID_STREAM = json.dumps(error_body(
-    "the gateway that was streaming this answer stopped; retry the request",
-    type_="server_error", code="dispatcher_lost"))
+LOST_MID_STREAM = json.dumps(
+    error_body(
+        "the gateway that was streaming this answer stopped; retry the request",
+        type_="server_error",
+        code="dispatcher_lost",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,17 @@ class RedisQueue:
 
     async def push(self, job: Job) -> int:
         """Queue `job`; returns the new depth, or -1 when the queue is full."""
-        return int(await self._push(
-            keys=[keys.job(job.id), keys.queue(job.bucket), *self._all_queues],
-            args=[job.id, repr(job.score), self.cfg.max_queue, job.dumps(), job.bucket, job.front]))
+        return int(
+            await self._push(
+                keys=[keys.job(job.id), keys.queue(job.bucket), *self._all_queues],
+                args=[job.id, repr(job.score), self.cfg.max_queue, job.dumps(), job.bucket, job.front],
+            )
+        )
 
     async def pop(self, buckets: Sequence[str], owner: str) -> Popped:
         jid, payload, attempts, dropped = await self._pop(
-            keys=[*(keys.queue(b) for b in buckets), keys.LEASES], args=[owner, self.cfg.lease_s])
+            keys=[*(keys.queue(b) for b in buckets), keys.LEASES], args=[owner, self.cfg.lease_s]
+        )
         if not jid:
             return Popped(None, int(dropped))
         return Popped(Job.loads(payload, int(attempts)), int(dropped))
@@ -77,12 +85,15 @@ class RedisQueue:
         args: list[object] = [self.cfg.lease_s]
         for job in jobs:
             args += [job.id, job.front]
-        return [j.decode() if isinstance(j, bytes) else j
-                for j in await self._renew(keys=[keys.LEASES], args=args)]
+        return [
+            j.decode() if isinstance(j, bytes) else j
+            for j in await self._renew(keys=[keys.LEASES], args=args)
+        ]
 
     async def reap(self) -> tuple[int, int, int]:
         requeued, failed, cancelled = await self._reap(
-            keys=[keys.LEASES], args=[LOST_MID_STREAM, self.cfg.result_ttl_s])
+            keys=[keys.LEASES], args=[LOST_MID_STREAM, self.cfg.result_ttl_s]
+        )
         return int(requeued), int(failed), int(cancelled)
 
     async def cancel(self, job_id: str) -> int:

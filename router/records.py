@@ -11,9 +11,23 @@ from router.job import Job
 RECORDS_MAXLEN = 100_000
 # The record's field names, in order: the contract with predictor/calibration.
 RECORD_FIELDS = (
-    "id", "model", "prompt_tokens", "output_tokens", "max_tokens", "finish_reason", "queue_wait_s",
-    "ttft_s", "total_s", "predicted", "p90", "predictor", "class", "tenant", "replica",
-    "prompt_hash", "features",
+    "id",
+    "model",
+    "prompt_tokens",
+    "output_tokens",
+    "max_tokens",
+    "finish_reason",
+    "queue_wait_s",
+    "ttft_s",
+    "total_s",
+    "predicted",
+    "p90",
+    "predictor",
+    "class",
+    "tenant",
+    "replica",
+    "prompt_hash",
+    "features",
 )
 
 
@@ -34,11 +48,23 @@ def record_fields(job: Job, out: Outcome) -> dict[str, str]:
     start = job.enqueued_wall
     ttft = "" if out.first_token_at is None else f"{out.first_token_at - start:.6f}"
     values = (
-        job.id, str(job.body.get("model") or ""), str(out.prompt_tokens), str(out.output_tokens),
-        "" if job.max_tokens is None else str(job.max_tokens), out.finish_reason,
-        f"{out.dispatched_at - start:.6f}", ttft, f"{out.finished_at - start:.6f}",
-        f"{job.predicted:g}", f"{job.p90:g}", job.predictor, job.cls, job.tenant, out.replica,
-        job.prompt_hash, json.dumps(job.features, separators=(",", ":")),
+        job.id,
+        str(job.body.get("model") or ""),
+        str(out.prompt_tokens),
+        str(out.output_tokens),
+        "" if job.max_tokens is None else str(job.max_tokens),
+        out.finish_reason,
+        f"{out.dispatched_at - start:.6f}",
+        ttft,
+        f"{out.finished_at - start:.6f}",
+        f"{job.predicted:g}",
+        f"{job.p90:g}",
+        job.predictor,
+        job.cls,
+        job.tenant,
+        out.replica,
+        job.prompt_hash,
+        json.dumps(job.features, separators=(",", ":")),
     )
     return dict(zip(RECORD_FIELDS, values, strict=True))
 

@@ -31,11 +31,16 @@ class Replica:
             return 1  # a down engine fails fast (503) rather than holding requests forever
         return window_size(self.load, self.inflight_at_report, cfg)
 
-    def state(self, cfg: WindowConfig, prefix_key: str) -> ReplicaState:
+    def state(self, cfg: WindowConfig, prefix_key: str, home: str = "") -> ReplicaState:
         window = self.window(cfg)
-        return ReplicaState(inflight=self.inflight, window=window,
-                            busy=busy_fraction(self.load, self.inflight, window), role=self.role,
-                            has_prefix=prefix_key in self.prefixes, healthy=self.healthy)
+        return ReplicaState(
+            inflight=self.inflight,
+            window=window,
+            busy=busy_fraction(self.load, self.inflight, window),
+            role=self.role,
+            has_prefix=home == self.url or prefix_key in self.prefixes,
+            healthy=self.healthy,
+        )
 
     def remember(self, prefix_key: str) -> None:
         self.prefixes[prefix_key] = None

@@ -51,21 +51,33 @@ def parse_class_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def base_score(predicted_len: float, class_weight: float, tenant_usage_tokens: float,
-               cfg: ScoreConfig) -> float:
+def base_score(
+    predicted_len: float, class_weight: float, tenant_usage_tokens: float, cfg: ScoreConfig
+) -> float:
     """The aging-free part of the score."""
     return predicted_len * class_weight + cfg.tenant_penalty * tenant_usage_tokens
 
 
-def score(predicted_len: float, class_weight: float, tenant_usage_tokens: float, enqueued_at: float,
-          now: float, cfg: ScoreConfig) -> float:
+def score(
+    predicted_len: float,
+    class_weight: float,
+    tenant_usage_tokens: float,
+    enqueued_at: float,
+    now: float,
+    cfg: ScoreConfig,
+) -> float:
     """Live score at `now` (lower runs earlier)."""
     base = base_score(predicted_len, class_weight, tenant_usage_tokens, cfg)
     return base - cfg.aging_rate * (now - enqueued_at)
 
 
-def stored_score(predicted_len: float, class_weight: float, tenant_usage_tokens: float,
-                 enqueued_at: float, cfg: ScoreConfig) -> float:
+def stored_score(
+    predicted_len: float,
+    class_weight: float,
+    tenant_usage_tokens: float,
+    enqueued_at: float,
+    cfg: ScoreConfig,
+) -> float:
     """The time-invariant ZSET score: ordering by it == ordering by `score(..., now)` for any now."""
     base = base_score(predicted_len, class_weight, tenant_usage_tokens, cfg)
     return base + cfg.aging_rate * enqueued_at

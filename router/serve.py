@@ -21,9 +21,22 @@ ENGINE_START_TIMEOUT_S = 180.0
 
 
 def engine_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "router.cli", "engine", "--host", "127.0.0.1",
-            "--port", str(settings.engine_port), "--model", settings.engine_model,
-            "--scheduler", settings.engine_scheduler, "--device", settings.engine_device]
+    return [
+        sys.executable,
+        "-m",
+        "router.cli",
+        "engine",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.engine_port),
+        "--model",
+        settings.engine_model,
+        "--scheduler",
+        settings.engine_scheduler,
+        "--device",
+        settings.engine_device,
+    ]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -83,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         engines = settings.engines or stack.enter_context(embedded_engine(settings))
         settings = settings.model_copy(update={"redis_url": redis_url, "engines": engines})
         app = create_app(settings)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                    access_log=False, timeout_graceful_shutdown=5)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
     return 0

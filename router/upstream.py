@@ -62,8 +62,15 @@ class Forward:
         self.finish_reason = ""
 
     def outcome(self) -> Outcome:
-        return Outcome(self.prompt_tokens, self.output_tokens or self.chunks, self.finish_reason or "unknown",
-                       self.dispatched_at, self.first_token_at, time.time(), self.url)
+        return Outcome(
+            self.prompt_tokens,
+            self.output_tokens or self.chunks,
+            self.finish_reason or "unknown",
+            self.dispatched_at,
+            self.first_token_at,
+            time.time(),
+            self.url,
+        )
 
     async def run(self) -> Outcome:
         try:
