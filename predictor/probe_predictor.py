@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +60,10 @@ class ProbePredictor:
             "heuristic": heuristic_length(req.prompt_text),
             "model_version": None if bundle is None else bundle.version,
         }
-        x = await self._prefill(req, features) if self.mode.prefill else None
-        guess = await self._question(req, features) if self._ask(bundle) else None
+        # Both probes share one time budget: the gateway bounds the whole call by probe_timeout_s.
+        deadline = time.monotonic() + self.config.probe_timeout_s
+        x = await self._prefill(req, features, deadline) if self.mode.prefill else None
+        guess = await self._question(req, features, deadline) if self._ask(bundle) else None
         answer = self._answer(bundle, x, guess)
         if answer is None:
             base = await self.fallback.predict(req)
@@ -76,9 +79,11 @@ class ProbePredictor:
             return chosen or self.rng.random() < self.config.question_sample_rate
         return self.mode.question == "always"
 
-    async def _prefill(self, req: PredictRequest, features: dict[str, Any]) -> np.ndarray | None:
+    async def _prefill(
+        self, req: PredictRequest, features: dict[str, Any], deadline: float
+    ) -> np.ndarray | None:
         try:
-            res = await self.probes.prefill(req)
+            res = await self.probes.prefill(req, _left(deadline))
         except _PROBE_ERRORS as e:
             features["prefill_error"] = type(e).__name__
             log.debug("prefill probe failed: %r", e)
@@ -93,9 +98,12 @@ class ProbePredictor:
         features["hidden"] = encode_hidden(res.hidden)
         return self.config.feature.vector(res.hidden)
 
-    async def _question(self, req: PredictRequest, features: dict[str, Any]) -> float | None:
+    async def _question(self, req: PredictRequest, features: dict[str, Any], deadline: float) -> float | None:
+        if _left(deadline) < 0.01:
+            features["question_error"] = "NoTimeLeft"
+            return None
         try:
-            res = await self.probes.question(req)
+            res = await self.probes.question(req, _left(deadline))
         except _PROBE_ERRORS as e:
             features["question_error"] = type(e).__name__
             log.debug("question probe failed: %r", e)
@@ -121,3 +129,7 @@ class ProbePredictor:
         if self.mode.answer == "auto" and bundle.choice == "heuristic":
             return None
         return (hidden, hidden_source) if hidden else None
+
+
+def _left(deadline: float) -> float:
+    return max(0.001, deadline - time.monotonic())

@@ -80,22 +80,23 @@ class ProbeClient:
         return url.rstrip("/")
 
     async def _post(
-        self, req: PredictRequest, path: str, body: dict[str, Any]
+        self, req: PredictRequest, path: str, body: dict[str, Any], timeout: float | None
     ) -> tuple[dict[str, Any], float]:
         t0 = time.perf_counter()
-        resp = await self.http.post(self.url_for(req) + path, json=body, timeout=self.config.probe_timeout_s)
+        timeout = self.config.probe_timeout_s if timeout is None else timeout
+        resp = await self.http.post(self.url_for(req) + path, json=body, timeout=timeout)
         resp.raise_for_status()
         return resp.json(), time.perf_counter() - t0
 
-    async def prefill(self, req: PredictRequest) -> PrefillResult:
+    async def prefill(self, req: PredictRequest, timeout: float | None = None) -> PrefillResult:
         layers = [self.config.feature.layer]
-        data, elapsed = await self._post(req, *prefill_body(req, layers))
+        data, elapsed = await self._post(req, *prefill_body(req, layers), timeout)
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         return PrefillResult(hidden_from_response(data, layers), usage.get("prompt_tokens"), cached, elapsed)
 
-    async def question(self, req: PredictRequest) -> QuestionResult:
+    async def question(self, req: PredictRequest, timeout: float | None = None) -> QuestionResult:
         path, body = question_body(req, self.config.question, self.config.question_max_tokens)
-        data, elapsed = await self._post(req, path, body)
+        data, elapsed = await self._post(req, path, body, timeout)
         text = answer_text(data)
         return QuestionResult(text, parse_length_guess(text), elapsed)
