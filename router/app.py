@@ -98,7 +98,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         )
         proc_id = uuid.uuid4().hex[:12]
         metrics, inbox, queue = Metrics(), Inbox(), RedisQueue(client, queue_cfg)
-        usage = TenantUsage(client, UsageConfig(settings.tenant_window_s))
+        usage = TenantUsage(
+            client, UsageConfig(settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
+        )
         predictor = build_predictor(settings.predictor, redis=client, http=http, settings=settings)
         dispatcher = None
         if settings.dispatch:
@@ -116,10 +118,16 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
             usage,
             metrics,
             clock,
-            on_push=dispatcher.wake if dispatcher else lambda: None,
+            admit=dispatcher.admit if dispatcher else queue.push,
             on_cancel=dispatcher.cancel if dispatcher else lambda _: None,
         )
-        bus = Bus(client, proc_id, on_wake=front.on_push, on_cancel=front.on_cancel, on_moved=inbox.moved)
+        bus = Bus(
+            client,
+            proc_id,
+            on_wake=dispatcher.wake if dispatcher else lambda: None,
+            on_cancel=front.on_cancel,
+            on_moved=inbox.moved,
+        )
         app.state.gateway = Gateway(
             settings, front, dispatcher, metrics, client, api_keys, score_cfg.class_weights
         )

@@ -21,7 +21,7 @@ from router.events import ERROR, Event, Inbox, LocalSink, RemoteSink
 from router.job import Job
 from router.metrics import Metrics
 from router.placement import RequestInfo, buckets_for_role, choose_replica, has_room
-from router.queue import RedisQueue
+from router.queue import Popped, RedisQueue
 from router.records import Outcome, add_record
 from router.replica import Replica
 from router.schemas import error_body
@@ -125,21 +125,44 @@ class Dispatcher:
                 log.warning("dispatch: %s", exc)
                 await asyncio.sleep(self.cfg.poll_interval_s)
 
-    def _open_buckets(self) -> list[str]:
-        open_: list[str] = []
+    def _room(self) -> tuple[list[str], int]:
+        """Buckets some replica with room may take, and how many jobs to pop at once (exact when
+        every replica takes every bucket; one at a time with roles, so placement stays right)."""
+        buckets: list[str] = []
+        room = 0
         for r in self.replicas:
-            if has_room(r.state(self.cfg.window, "")):
-                open_ += [b for b in buckets_for_role(r.role, self.cfg.roles_enabled) if b not in open_]
-        return open_
+            s = r.state(self.cfg.window, "")
+            if s.inflight < s.window:
+                room += s.window - s.inflight
+                buckets += [b for b in buckets_for_role(r.role, self.cfg.roles_enabled) if b not in buckets]
+        return buckets, (room if not self.cfg.roles_enabled else min(room, 1))
+
+    async def admit(self, job: Job) -> int:
+        """Queue a new job from this process's front; returns the depth, or -1 when full.
+        With room here, push and pop in one round trip (the pop still takes the global lowest);
+        otherwise queue it and wake every dispatcher."""
+        buckets, count = self._room()
+        if not count or job.bucket not in buckets:
+            return await self.queue.push(job, publish=True)
+        depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1)
+        self._started(popped)
+        return depth
+
+    def _started(self, popped: Popped) -> None:
+        if popped.dropped:
+            self.metrics.dropped.inc(popped.dropped)
+        for job in popped.jobs:
+            self._start(job)
 
     async def _drain(self) -> None:
-        while buckets := self._open_buckets():
-            popped = await self.queue.pop(buckets, self.owner)
-            if popped.dropped:
-                self.metrics.dropped.inc(popped.dropped)
-            if popped.job is None:
+        while True:
+            buckets, count = self._room()
+            if not count:
                 return
-            self._start(popped.job)
+            popped = await self.queue.pop(buckets, self.owner, count)
+            self._started(popped)
+            if len(popped.jobs) < count:
+                return  # the queue ran dry
 
     def _start(self, job: Job) -> None:
         states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in self.replicas]

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
@@ -99,12 +99,12 @@ class Front:
         usage: TenantUsage,
         metrics: Metrics,
         clock: Callable[[], float],
-        on_push: Callable[[], None],
+        admit: Callable[[Job], Awaitable[int]],
         on_cancel: Callable[[str], None],
     ):
         self.cfg, self.id, self.queue, self.r, self.inbox = cfg, front_id, queue, client, inbox
         self.predictor, self.usage, self.metrics, self.clock = predictor, usage, metrics, clock
-        self.on_push, self.on_cancel = on_push, on_cancel
+        self.admit, self.on_cancel = admit, on_cancel
         self._fallback = HeuristicPredictor()
         self._background: set[asyncio.Task] = set()
         self._heartbeat: asyncio.Task | None = None
@@ -179,12 +179,11 @@ class Front:
     ) -> Response:
         job = await self.build_job(kind, req, caller)
         box = self.inbox.open(job.id)
-        depth = await self.queue.push(job)
+        depth = await self.admit(job)
         if depth < 0:
             self.inbox.close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
         self.metrics.queue_depth.set(depth)
-        self.on_push()
         events = read_events(box, self.r, job.id, self.cfg.lease_s)
         try:
             first = await self._first(request, events)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -40,7 +40,7 @@ class Job:
         return None if value is None else int(value)
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str | bytes, attempts: int = 0) -> Job:

@@ -16,7 +16,7 @@ import redis.asyncio as redis
 
 from router import keys
 from router.job import Job
-from router.queue_scripts import CANCEL, POP, PUSH, REAP, RENEW
+from router.queue_scripts import CANCEL, POP, PUSH, PUSH_POP, REAP, RENEW
 from router.schemas import error_body
 
 LOST_MID_STREAM = json.dumps(
@@ -46,7 +46,7 @@ class QueueConfig:
 
 @dataclass(frozen=True)
 class Popped:
-    job: Job | None
+    jobs: list[Job]  # lowest score first
     dropped: int  # jobs discarded because their front was gone
 
 
@@ -55,28 +55,50 @@ class RedisQueue:
         self.r = client
         self.cfg = cfg
         self._push = client.register_script(PUSH)
+        self._push_pop = client.register_script(PUSH_POP)
         self._pop = client.register_script(POP)
         self._reap = client.register_script(REAP)
         self._cancel = client.register_script(CANCEL)
         self._renew = client.register_script(RENEW)
         self._all_queues = [keys.queue(b) for b in cfg.buckets]
 
-    async def push(self, job: Job) -> int:
-        """Queue `job`; returns the new depth, or -1 when the queue is full."""
+    def _push_args(self, job: Job) -> list[object]:
+        return [job.id, repr(job.score), self.cfg.max_queue, job.dumps(), job.bucket, job.front]
+
+    async def push(self, job: Job, publish: bool = True) -> int:
+        """Queue `job` (and wake the dispatchers); returns the new depth, or -1 when full."""
         return int(
             await self._push(
                 keys=[keys.job(job.id), keys.queue(job.bucket), *self._all_queues],
-                args=[job.id, repr(job.score), self.cfg.max_queue, job.dumps(), job.bucket, job.front],
+                args=[*self._push_args(job), 1 if publish else 0],
             )
         )
 
-    async def pop(self, buckets: Sequence[str], owner: str) -> Popped:
-        jid, payload, attempts, dropped = await self._pop(
-            keys=[*(keys.queue(b) for b in buckets), keys.LEASES], args=[owner, self.cfg.lease_s]
+    async def push_pop(self, job: Job, buckets: Sequence[str], owner: str, count: int) -> tuple[int, Popped]:
+        """Queue `job`, then lease up to `count` lowest jobs from `buckets`: one round trip."""
+        out = await self._push_pop(
+            keys=[
+                keys.job(job.id),
+                keys.queue(job.bucket),
+                keys.LEASES,
+                *self._all_queues,
+                *(keys.queue(b) for b in buckets),
+            ],
+            args=[*self._push_args(job), len(self._all_queues), owner, self.cfg.lease_s, count],
         )
-        if not jid:
-            return Popped(None, int(dropped))
-        return Popped(Job.loads(payload, int(attempts)), int(dropped))
+        return int(out[0]), self._popped(out[1:])
+
+    async def pop(self, buckets: Sequence[str], owner: str, count: int = 1) -> Popped:
+        """Lease up to `count` jobs, lowest stored score first across `buckets`."""
+        out = await self._pop(
+            keys=[*(keys.queue(b) for b in buckets), keys.LEASES], args=[owner, self.cfg.lease_s, count]
+        )
+        return self._popped(out)
+
+    @staticmethod
+    def _popped(out: list) -> Popped:
+        jobs = [Job.loads(out[i + 1], int(out[i + 2])) for i in range(1, len(out), 3)]
+        return Popped(jobs, int(out[0]))
 
     async def renew(self, jobs: Sequence[Job]) -> list[str]:
         """Extend the leases of `jobs`; returns the ids to abandon (reaped, cancelled, front gone)."""

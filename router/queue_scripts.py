@@ -6,49 +6,97 @@ Cluster; Sentinel-style HA is fine.
 
 from __future__ import annotations
 
-# KEYS: job hash, target queue, every queue (for the depth check).
-# ARGV: id, stored score, max depth, payload, bucket, front id.  Returns the new depth or -1 (full).
-PUSH = """
-local depth = 0
-for i = 3, #KEYS do depth = depth + redis.call('ZCARD', KEYS[i]) end
-if depth >= tonumber(ARGV[3]) then return -1 end
-redis.call('HSET', KEYS[1], 'payload', ARGV[4], 'bucket', ARGV[5], 'score', ARGV[2], 'front', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('PUBLISH', 'skipjoin:wake', '')
-return depth + 1
+# Queue a job unless the queues already hold `maxq`. Returns the new depth or -1 (full).
+_PUSH_FN = """
+local function push(jobkey, target, depthkeys, id, score, maxq, payload, bucket, front)
+  local depth = 0
+  for _, q in ipairs(depthkeys) do depth = depth + redis.call('ZCARD', q) end
+  if depth >= tonumber(maxq) then return -1 end
+  redis.call('HSET', jobkey, 'payload', payload, 'bucket', bucket, 'score', score, 'front', front)
+  redis.call('ZADD', target, score, id)
+  return depth + 1
+end
 """
 
-# Pop the lowest stored score across the given queues and lease it to the caller. A job whose
-# front (the process holding its client) no longer heartbeats is dropped here, never run.
-# KEYS: queues..., leases.  ARGV: owner, lease seconds.
-# Returns {id, payload, attempts, dropped} or {'', '', '', dropped} when nothing is runnable.
-POP = """
-local leases = KEYS[#KEYS]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local dropped = 0
-for n = 1, 1000 do
-  local best, bestkey, bestscore = nil, nil, nil
-  for i = 1, #KEYS - 1 do
-    local head = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    if head[1] and (bestscore == nil or tonumber(head[2]) < bestscore) then
-      best, bestkey, bestscore = head[1], KEYS[i], tonumber(head[2])
+# Pop up to `want` jobs, lowest stored score first across `queues`, and lease them to `owner`.
+# A job whose front (the process holding its client) no longer heartbeats is dropped here, never
+# run. Returns {dropped, id1, payload1, attempts1, id2, ...}.
+_POP_FN = """
+local function pop(queues, leases, owner, lease_s, want)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local out = {0}
+  for n = 1, want + 1000 do
+    if #out >= 1 + 3 * want then break end
+    local best, bestkey, bestscore = nil, nil, nil
+    for _, q in ipairs(queues) do
+      local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+      if head[1] and (bestscore == nil or tonumber(head[2]) < bestscore) then
+        best, bestkey, bestscore = head[1], q, tonumber(head[2])
+      end
+    end
+    if best == nil then break end
+    redis.call('ZREM', bestkey, best)
+    local jk = 'skipjoin:job:' .. best
+    local h = redis.call('HMGET', jk, 'front', 'payload', 'attempts')
+    if h[1] and redis.call('EXISTS', 'skipjoin:front:' .. h[1]) == 1 then
+      redis.call('HSET', jk, 'owner', owner)
+      redis.call('ZADD', leases, now + tonumber(lease_s), best)
+      table.insert(out, best)
+      table.insert(out, h[2])
+      table.insert(out, h[3] or '0')
+    else
+      redis.call('DEL', jk)
+      out[1] = out[1] + 1
     end
   end
-  if best == nil then break end
-  redis.call('ZREM', bestkey, best)
-  local jk = 'skipjoin:job:' .. best
-  local h = redis.call('HMGET', jk, 'front', 'payload', 'attempts')
-  if h[1] and redis.call('EXISTS', 'skipjoin:front:' .. h[1]) == 1 then
-    redis.call('HSET', jk, 'owner', ARGV[1])
-    redis.call('ZADD', leases, now + tonumber(ARGV[2]), best)
-    return {best, h[2], h[3] or '0', dropped}
-  end
-  redis.call('DEL', jk)
-  dropped = dropped + 1
+  return out
 end
-return {'', '', '', dropped}
 """
+
+# KEYS: job hash, target queue, every queue.  ARGV: id, score, max depth, payload, bucket, front,
+# publish (1: wake the other gateways' dispatchers).  Returns the new depth or -1 (full).
+PUSH = (
+    _PUSH_FN
+    + """
+local depthkeys = {}
+for i = 3, #KEYS do table.insert(depthkeys, KEYS[i]) end
+local depth = push(KEYS[1], KEYS[2], depthkeys, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if depth > 0 and ARGV[7] == '1' then redis.call('PUBLISH', 'skipjoin:wake', '') end
+return depth
+"""
+)
+
+# KEYS: queues..., leases.  ARGV: owner, lease seconds, max count.
+POP = (
+    _POP_FN
+    + """
+local queues = {}
+for i = 1, #KEYS - 1 do table.insert(queues, KEYS[i]) end
+return pop(queues, KEYS[#KEYS], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+"""
+)
+
+# The hot path of a gateway whose own dispatcher has room: queue the job and pop the lowest jobs
+# (often this one) in one round trip; the global order is unchanged.
+# KEYS: job hash, target queue, leases, every queue (ARGV[7] of them), queues to pop from...
+# ARGV: id, score, max depth, payload, bucket, front, n every-queues, owner, lease seconds, count.
+# Returns {depth, dropped, id1, payload1, attempts1, ...}; depth -1: full, nothing popped.
+PUSH_POP = (
+    _PUSH_FN
+    + _POP_FN
+    + """
+local n_all = tonumber(ARGV[7])
+local depthkeys, popkeys = {}, {}
+for i = 4, 3 + n_all do table.insert(depthkeys, KEYS[i]) end
+for i = 4 + n_all, #KEYS do table.insert(popkeys, KEYS[i]) end
+local depth = push(KEYS[1], KEYS[2], depthkeys, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if depth < 0 then return {-1, 0} end
+local out = pop(popkeys, KEYS[3], ARGV[8], ARGV[9], tonumber(ARGV[10]))
+table.insert(out, 1, depth)
+return out
+"""
+)
 
 # Expired leases: a job that never sent a token goes back to its queue with its original score
 # (its aging credit is kept); one that had begun streaming gets an explicit error event, since

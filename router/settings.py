@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     default_class: str = "interactive"
     tenant_window_s: float = 60.0
     tenant_penalty: float = Field(default=0.05, description="score tokens per token used in the window")
+    # A front re-reads a tenant's usage from Redis at most this often (saves a round trip per request).
+    tenant_usage_cache_s: float = 1.0
 
     # --- dispatcher ---
     lease_s: float = 10.0

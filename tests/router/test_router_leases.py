@@ -1,6 +1,7 @@
 """Queue, leases and cancellation against a real Redis (no HTTP), and client disconnects end to end."""
 
 import asyncio
+from dataclasses import replace
 
 import httpx
 from gw_helpers import gateway, upstream, wait_for
@@ -37,15 +38,31 @@ async def test_pop_order_lease_and_reap_requeue(redis_client):
     await q.heartbeat("f1")
     for jid, s in (("b", 20.0), ("a", 10.0), ("c", 30.0)):
         assert await q.push(job(jid, s)) > 0
-    first = (await q.pop(["all"], owner="d1")).job
+    first = (await q.pop(["all"], owner="d1")).jobs[0]
     assert first.id == "a" and await redis_client.zscore(keys.LEASES, "a") is not None
     assert await redis_client.hget(keys.job("a"), "owner") == b"d1"
     await asyncio.sleep(0.3)  # the holder died: its lease expires, the job returns with its score
     assert await q.reap() == (1, 0, 0)
     assert await redis_client.zscore(keys.queue("all"), "a") == 10.0
     await q.heartbeat("f1")  # the front (another process) is still alive
-    again = (await q.pop(["all"], owner="d2")).job
+    again = (await q.pop(["all"], owner="d2")).jobs[0]
     assert again.id == "a" and again.attempts == 1
+
+
+async def test_batch_pop_takes_the_lowest_scores_across_buckets(redis_client):
+    q = RedisQueue(redis_client, QueueConfig(buckets=("short", "long"), lease_s=5))
+    await q.heartbeat("f1")
+    for jid, s, bucket in (
+        ("l1", 300.0, "long"),
+        ("s1", 20.0, "short"),
+        ("l0", 5.0, "long"),
+        ("s2", 40.0, "short"),
+    ):
+        await q.push(replace(job(jid, s), bucket=bucket))
+    assert [j.id for j in (await q.pop(["short", "long"], owner="d", count=3)).jobs] == ["l0", "s1", "s2"]
+    assert [j.id for j in (await q.pop(["short"], owner="d", count=5)).jobs] == []
+    assert [j.id for j in (await q.pop(["long"], owner="d", count=5)).jobs] == ["l1"]
+    assert await redis_client.zcard(keys.LEASES) == 4
 
 
 async def test_reaping_a_started_job_sends_an_error_event(redis_client):
@@ -67,7 +84,7 @@ async def test_jobs_of_a_dead_front_are_dropped_at_pop(redis_client):
     await q.push(job("orphan", 1.0, front="dead"))
     await q.push(job("kept", 2.0, front="alive"))
     popped = await q.pop(["all"], owner="d1")
-    assert popped.job.id == "kept" and popped.dropped == 1
+    assert [j.id for j in popped.jobs] == ["kept"] and popped.dropped == 1
     assert not await redis_client.exists(keys.job("orphan"))
 
 
@@ -107,3 +124,17 @@ async def test_client_disconnect_cancels_upstream_and_queued(redis_server, redis
                 await asyncio.sleep(0.02)
             assert await redis_client.zcard(keys.LEASES) == 0
     assert [r["prompt"] for r in up.state.received] == ["r"]
+
+
+async def test_push_pop_leases_the_global_lowest_in_one_call(redis_client):
+    q = RedisQueue(redis_client, QueueConfig(lease_s=5, max_queue=3))
+    await q.heartbeat("f1")
+    await q.push(job("old-short", 5.0), publish=False)
+    depth, popped = await q.push_pop(job("new-long", 50.0), ["all"], owner="d", count=1)
+    assert depth == 2 and [j.id for j in popped.jobs] == ["old-short"]
+    depth, popped = await q.push_pop(job("newest", 1.0), ["all"], owner="d", count=1)
+    assert [j.id for j in popped.jobs] == ["newest"]
+    await q.push(job("x", 9.0))
+    await q.push(job("y", 9.0))
+    assert (await q.push_pop(job("z", 0.1), ["all"], owner="d", count=1))[0] == -1
+    assert await redis_client.zrange(keys.queue("all"), 0, -1) == [b"x", b"y", b"new-long"]
