@@ -68,6 +68,7 @@ def _configs(settings: Settings) -> tuple[ScoreConfig, QueueConfig, DispatcherCo
         settings.load_poll_s,
         settings.lease_s,
         int(settings.request_timeout_s),
+        settings.request_timeout_s,
     )
     return score, queue, disp, roles
 

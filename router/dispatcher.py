@@ -42,6 +42,7 @@ class DispatcherConfig:
     load_poll_s: float = 0.2
     lease_s: float = 10.0
     result_ttl_s: int = 600
+    job_timeout_s: float = 600.0  # an engine that never finishes a request gets it cancelled
 
     def __post_init__(self) -> None:
         if self.poll_interval_s <= 0 or self.load_poll_s <= 0:
@@ -79,8 +80,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._jobs: dict[str, tuple[Job, Replica]] = {}
         self._client_cancelled: set[str] = set()
+        self._timed_out: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._stoppers: set[asyncio.Task] = set()
+        # Whether the queue may hold jobs: a finished job wakes the loop only then (saves a pop
+        # per request when idle). The poll fallback drains regardless.
+        self._backlog = True
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -93,8 +98,11 @@ class Dispatcher:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks + [t for r in self.replicas for t in r.tasks.values()])
+        for r in self.replicas:
+            r.pool.close()
 
     def wake(self) -> None:
+        self._backlog = True
         self._wake.set()
 
     def cancel(self, job_id: str, ack: bool = True) -> None:
@@ -146,6 +154,8 @@ class Dispatcher:
             return await self.queue.push(job, publish=True)
         depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1)
         self._started(popped)
+        if depth - len(popped.jobs) - popped.dropped > 0:
+            self._backlog = True
         return depth
 
     def _started(self, popped: Popped) -> None:
@@ -162,7 +172,8 @@ class Dispatcher:
             popped = await self.queue.pop(buckets, self.owner, count)
             self._started(popped)
             if len(popped.jobs) < count:
-                return  # the queue ran dry
+                self._backlog = False  # the queue ran dry
+                return
 
     def _start(self, job: Job) -> None:
         states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in self.replicas]
@@ -172,9 +183,15 @@ class Dispatcher:
         replica = self.replicas[idx]
         replica.remember(job.prefix_key)
         self._jobs[job.id] = (job, replica)
-        replica.tasks[job.id] = asyncio.create_task(self._run(job, replica))
+        task = replica.tasks[job.id] = asyncio.create_task(self._run(job, replica))
+        timer = asyncio.get_running_loop().call_later(self.cfg.job_timeout_s, self._time_out, job.id, task)
+        task.add_done_callback(lambda _: timer.cancel())
         self.metrics.inflight.labels(replica.url).set(replica.inflight)
         self.metrics.queue_wait.observe(max(0.0, time.time() - job.enqueued_wall))
+
+    def _time_out(self, job_id: str, task: asyncio.Task) -> None:
+        self._timed_out.add(job_id)
+        task.cancel()
 
     # --- one job ---
     def _sink(self, job: Job):
@@ -186,7 +203,7 @@ class Dispatcher:
     async def _run(self, job: Job, replica: Replica) -> None:
         sink = self._sink(job)
         try:
-            out = await Forward(self.http, replica.url, job, sink).run()
+            out = await Forward(replica.pool, replica.url, job, sink).run()
             await self._finish(job, out)
         except UpstreamUnavailable as exc:
             replica.healthy = False
@@ -194,9 +211,12 @@ class Dispatcher:
                 job, sink, _error_event(503, f"engine unavailable: {exc}", "upstream_unavailable")
             )
         except asyncio.CancelledError:
-            if job.id not in self._client_cancelled:
+            if job.id in self._timed_out:
+                await self._fail(job, sink, _error_event(503, "engine timed out", "upstream_timeout"))
+            elif job.id in self._client_cancelled:
+                await self._ack(job)
+            else:
                 raise
-            await self._ack(job)
         except Exception as exc:  # noqa: BLE001 - any upstream failure must reach the client
             log.warning("job %s on %s: %r", job.id, replica.url, exc)
             await self._fail(job, sink, _error_event(502, f"upstream failed: {exc!r}", "upstream_error"))
@@ -204,8 +224,10 @@ class Dispatcher:
             replica.tasks.pop(job.id, None)
             self._jobs.pop(job.id, None)
             self._client_cancelled.discard(job.id)
+            self._timed_out.discard(job.id)
             self.metrics.inflight.labels(replica.url).set(replica.inflight)
-            self._wake.set()
+            if self._backlog:
+                self._wake.set()
 
     async def _fail(self, job: Job, sink, ev: Event) -> None:
         await sink.send(ev)

@@ -6,6 +6,7 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from router.http1 import Http1Pool
 from router.placement import ReplicaState
 from router.window import EngineLoad, WindowConfig, busy_fraction, window_size
 
@@ -21,6 +22,10 @@ class Replica:
     healthy: bool = True
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)  # job id -> running forward
     prefixes: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    pool: Http1Pool = field(init=False)  # keep-alive connections for forwarded requests
+
+    def __post_init__(self) -> None:
+        self.pool = Http1Pool(self.url)
 
     @property
     def inflight(self) -> int:

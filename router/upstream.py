@@ -10,6 +10,7 @@ import httpx
 
 from router.engine_load import load_from_json, load_from_metrics
 from router.events import CHUNK, DONE, ERROR, Event
+from router.http1 import Http1Pool, Response, UpstreamConnectError
 from router.job import Job
 from router.records import Outcome
 from router.schemas import error_body
@@ -52,8 +53,8 @@ async def fetch_load(http: httpx.AsyncClient, url: str, timeout: float) -> Engin
 class Forward:
     """One job's trip to an engine; `run` sends its events to `sink` and returns what it measured."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str, job: Job, sink: Sink):
-        self.http, self.url, self.job, self.sink = http, url, job, sink
+    def __init__(self, pool: Http1Pool, url: str, job: Job, sink: Sink):
+        self.pool, self.url, self.job, self.sink = pool, url, job, sink
         self.dispatched_at = time.time()
         self.first_token_at: float | None = None
         self.prompt_tokens = 0
@@ -73,13 +74,20 @@ class Forward:
         )
 
     async def run(self) -> Outcome:
+        body = json.dumps(upstream_body(self.job), separators=(",", ":")).encode()
         try:
-            if self.job.stream:
-                await self._stream()
-            else:
-                await self._once()
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            resp = await self.pool.post(self.job.path, body)
+        except UpstreamConnectError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
+        try:
+            if resp.status != 200:
+                await self._fail(resp)
+            elif self.job.stream:
+                await self._stream(resp)
+            else:
+                await self._once(resp)
+        finally:
+            resp.release()  # closes the connection unless fully read: the engine cancels
         return self.outcome()
 
     def _usage(self, usage: dict | None) -> None:
@@ -87,9 +95,9 @@ class Forward:
             self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
             self.output_tokens = int(usage.get("completion_tokens") or 0)
 
-    async def _fail(self, resp: httpx.Response) -> None:
-        body = await resp.aread()
-        status = resp.status_code if resp.status_code < 500 else 502
+    async def _fail(self, resp: Response) -> None:
+        body = await resp.read()
+        status = resp.status if resp.status < 500 else 502
         try:
             err = json.loads(body)["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
@@ -97,13 +105,9 @@ class Forward:
             message = body.decode(errors="replace")[:500]
         await self.sink.send(_error(status, f"upstream: {message}", "upstream_error"))
 
-    async def _once(self) -> None:
-        resp = await self.http.post(self.url + self.job.path, json=self.job.body)
-        if resp.status_code != 200:
-            await self._fail(resp)
-            return
+    async def _once(self, resp: Response) -> None:
+        data = await resp.read()
         self.first_token_at = time.time()
-        data = resp.content
         try:
             obj = json.loads(data)
             self._usage(obj.get("usage"))
@@ -112,21 +116,17 @@ class Forward:
             pass
         await self.sink.send(Event(DONE, data))
 
-    async def _stream(self) -> None:
-        async with self.http.stream("POST", self.url + self.job.path, json=upstream_body(self.job)) as resp:
-            if resp.status_code != 200:
-                await self._fail(resp)
-                return
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                await self._chunk(payload)
+    async def _stream(self, resp: Response) -> None:
+        async for line in resp.lines():
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                break
+            await self._chunk(payload)
         await self.sink.send(Event(DONE))
 
-    async def _chunk(self, payload: str) -> None:
+    async def _chunk(self, payload: bytes) -> None:
         obj = json.loads(payload)
         choices = obj.get("choices")
         if obj.get("usage"):
@@ -140,4 +140,4 @@ class Forward:
             reason = choices[0].get("finish_reason")
             if reason:
                 self.finish_reason = str(reason)
-        await self.sink.send(Event(CHUNK, payload.encode()))
+        await self.sink.send(Event(CHUNK, payload))
