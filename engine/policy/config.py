@@ -28,6 +28,8 @@ class PolicyConfig:
     # Share of wall time that swapping may take (a decayed budget): bounds the preemption rate.
     max_swap_fraction: float = 0.1
     max_preempt_per_step: int = 4
+    # Weigh each preemption's expected saving against its cost (False: FastServe's unguarded MLFQ).
+    cost_guard: bool = True
     # Let a later request that fits run when an earlier one does not (keeps the batch full).
     backfill: bool = True
 

@@ -22,25 +22,39 @@ class LengthStats:
         self.max_count = max_count  # older observations decay once this many are held
         self.counts = [0.0] * len(_MIDS)
         self.total = 0.0
+        self._suffix: tuple[list[float], list[float]] | None = None  # (mass, mass*mid) from bin i on
 
     def observe(self, length: int) -> None:
         i = min(bisect.bisect_right(_EDGES, length) - 1, len(_MIDS) - 1)
         self.counts[max(i, 0)] += 1.0
         self.total += 1.0
+        self._suffix = None
         if self.total > self.max_count:
             self.counts = [c / 2 for c in self.counts]
             self.total /= 2
 
     def mean_residual(self, age: float) -> float:
         """E[L - age | L > age], blended with a memoryless prior while data are few."""
-        mass = 0.0
-        work = 0.0
-        start = max(bisect.bisect_right(_EDGES, age) - 1, 0)
-        for i in range(start, len(_MIDS)):
-            c = self.counts[i]
-            if c:
-                mid = max(_MIDS[i], age + 0.5)
-                mass += c
-                work += c * (mid - age)
+        # Bins whose midpoint lies below age + 0.5 count half a token each; the rest come from
+        # suffix totals (recomputed after an observation), so a call costs O(1), not O(bins).
+        if self._suffix is None:
+            self._suffix = self._suffix_sums()
+        smass, swork = self._suffix
+        i = max(bisect.bisect_right(_EDGES, age) - 1, 0)
+        mass = work = 0.0
+        while i < len(_MIDS) and _MIDS[i] < age + 0.5:
+            mass += self.counts[i]
+            work += self.counts[i] * 0.5
+            i += 1
+        mass += smass[i]
+        work += swork[i] - age * smass[i]
         prior = self.prior_weight * math.exp(-age / self.prior_mean)
         return (work + prior * self.prior_mean) / (mass + prior) if mass + prior > 0 else self.prior_mean
+
+    def _suffix_sums(self) -> tuple[list[float], list[float]]:
+        mass = [0.0] * (len(_MIDS) + 2)
+        work = [0.0] * (len(_MIDS) + 2)
+        for i in range(len(_MIDS) - 1, -1, -1):
+            mass[i] = mass[i + 1] + self.counts[i]
+            work[i] = work[i + 1] + self.counts[i] * _MIDS[i]
+        return mass, work

@@ -17,6 +17,7 @@ from engine.policy.seq import Phase, SeqState
 
 class MLFQPolicy(Policy):
     preemptive = True
+    _natural: tuple[int, float] | None = None  # (runners, natural wait): memo within one plan
 
     @classmethod
     def default_name(cls) -> str:
@@ -42,6 +43,7 @@ class MLFQPolicy(Policy):
             seq.demoted_at = now
 
     def before_plan(self, waiting: list[SeqState], now: float) -> None:
+        self._natural = None
         after = self.config.promote_after_s
         if after is None:
             return
@@ -66,12 +68,20 @@ class MLFQPolicy(Policy):
         if any(v.level < cand.level + self.config.min_level_gap for v in victims):
             return False
         c = self.costs
-        # Time until a slot frees by itself, were nobody preempted.
-        natural_wait = min((self.expected_remaining(r) for r in running), default=0.0) * c.step_s
-        cand_run = self.expected_remaining(cand) * c.step_s \
-            + max(cand.context_len - cand.cached_len, 0) * c.prefill_s_per_token
         swap_s = sum(v.context_len for v in victims) * c.swap_s_per_token
-        victims_lose = len(victims) * min(cand_run, natural_wait)
-        if natural_wait <= victims_lose + swap_s + self.config.min_gain_s:
-            return False
+        if self.config.cost_guard:
+            natural_wait = self._natural_wait(running)
+            cand_run = self.expected_remaining(cand) * c.step_s \
+                + max(cand.context_len - cand.cached_len, 0) * c.prefill_s_per_token
+            victims_lose = len(victims) * min(cand_run, natural_wait)
+            if natural_wait <= victims_lose + swap_s + self.config.min_gain_s:
+                return False
         return self.budget.take(swap_s)
+
+    def _natural_wait(self, running: list[SeqState]) -> float:
+        """Time until a slot frees by itself, were nobody preempted. Within one plan `running`
+        changes only by losing this plan's victims, so its length keys the memo."""
+        if self._natural is None or self._natural[0] != len(running):
+            wait = min((self.expected_remaining(r) for r in running), default=0.0) * self.costs.step_s
+            self._natural = (len(running), wait)
+        return self._natural[1]
