@@ -235,6 +235,28 @@ def ask_question(
             f.write(json.dumps({"id": p["id"], "answer": answer, "guess": parse_length_guess(answer)}) + "\n")
 
 
+def ask_question_live(prompts: list[dict[str, Any]], out_dir: Path, url: str) -> None:
+    """The question probe through a live engine, by the gateway's own probe client."""
+    import asyncio
+
+    import httpx
+
+    from predictor.base import PredictRequest
+    from predictor.config import PredictorConfig
+    from predictor.probes import ProbeClient
+
+    async def ask_all() -> None:
+        async with httpx.AsyncClient() as http:
+            probes = ProbeClient(http, PredictorConfig(engine_urls=(url,), probe_timeout_s=120.0))
+            with (out_dir / "guesses.jsonl").open("w") as f:
+                for p in prompts:
+                    msgs = messages_of(p)
+                    res = await probes.question(PredictRequest(msgs[-1]["content"], msgs))
+                    f.write(json.dumps({"id": p["id"], "answer": res.answer, "guess": res.guess}) + "\n")
+
+    asyncio.run(ask_all())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m predictor.dataset",
@@ -249,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts (a sanity check)")
     ap.add_argument("--hidden-only", action="store_true", help="only recompute hidden.npz")
     ap.add_argument("--guesses", action="store_true", help="only ask the question probe (guesses.jsonl)")
+    ap.add_argument("--engine-url", default=None, help="with --guesses: ask through this live engine")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -256,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.hidden_only:
         rerun_hidden(prompts, args.out, LAYERS, args.threads)
+        return 0
+    if args.guesses and args.engine_url:
+        ask_question_live(prompts, args.out, args.engine_url.rstrip("/"))
         return 0
     if args.guesses:
         from predictor.config import QUESTION

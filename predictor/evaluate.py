@@ -23,7 +23,7 @@ from predictor.dataset import LAYERS
 from predictor.examples import Example, load_prompt_set
 from predictor.features import FeatureSpec
 from predictor.fit import candidate_predictions, fit_and_rank, fit_models
-from predictor.metrics import Scores, score
+from predictor.metrics import Scores, kendall, score
 
 Split = list[tuple[np.ndarray, np.ndarray]]
 PREDICTORS = (
@@ -139,6 +139,21 @@ def sweep(examples: list[Example], split: Split, layers: Sequence[int], console:
     console.print(table)
 
 
+def guess_summary(examples: list[Example]) -> str:
+    """The question probe's raw answers: how often they parse, and how they rank where they do."""
+    asked = [e for e in examples if e.asked]
+    if not asked:
+        return "question probe: no answers recorded (python -m predictor.dataset --guesses)"
+    parsed = [e for e in asked if e.guess is not None]
+    tau = kendall(np.array([e.guess for e in parsed]), np.array([e.output_tokens for e in parsed]))
+    distinct = len({e.guess for e in parsed})
+    return (
+        f"question probe: {len(parsed)}/{len(asked)} answers parsed ({len(parsed) / len(asked):.0%}), "
+        f"{distinct} distinct values, raw τ on the parsed ones {tau:.3f}; probe-text falls back to the "
+        "heuristic where the guess is missing"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="skipjoin predictor-eval",
@@ -168,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "MAE*: over answers that stopped before the cap (capped lengths are censored). "
         f"auto chose, per fold: {choices}"
     )
+    console.print(guess_summary(examples))
     if args.sweep:
         sweep(examples, splits(examples, args.folds)["seen kinds"], LAYERS, console)
     if args.engine_url:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 _WORDS_TO_TOKENS = 1.35
-# Guesses outside this range are junk (a digit-constrained model that never stops, or "0").
-MIN_GUESS, MAX_GUESS = 1.0, 100_000.0
+# Guesses outside this range are junk (a digit-constrained model that runs on: "100000", or "0");
+# no chat answer runs past a long context window.
+MIN_GUESS, MAX_GUESS = 1.0, 32_768.0
 _NUMBER = r"(\d+(?:[.,]\d+)*)\s*([kK]\b|[kK](?=\s|$)|thousand\b|hundred\b)?"
 _RANGE = re.compile(_NUMBER + r"\s*(?:-|–|to|or)\s*" + _NUMBER)
 _SINGLE = re.compile(_NUMBER)

@@ -25,6 +25,6 @@ def test_parses_numbers_ranges_and_units(answer, tokens):
     assert parse_length_guess(answer) == pytest.approx(tokens)
 
 
-@pytest.mark.parametrize("answer", [None, "", "junk", "I cannot say.", "0", "99999999", "-", "..."])
+@pytest.mark.parametrize("answer", [None, "", "junk", "I cannot say.", "0", "99999999", "100000", "-", "..."])
 def test_junk_and_absurd_guesses_are_none(answer):
     assert parse_length_guess(answer) is None
