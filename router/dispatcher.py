@@ -121,7 +121,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         while True:
             # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
-            timer = loop.call_later(self.cfg.poll_interval_s, self._wake.set)
+            # Pub/sub and local events wake us at once; the poll is a fallback for missed wakes
+            # and slows down tenfold while the queue is believed empty.
+            interval = self.cfg.poll_interval_s * (1 if self._backlog else 10)
+            timer = loop.call_later(interval, self._wake.set)
             try:
                 await self._wake.wait()
             finally:
