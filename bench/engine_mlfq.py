@@ -35,8 +35,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 class BenchConfig:
     model: str = "smollm2"
     max_batch: int = 16
-    requests: int = 100  # per workload
-    saturation_requests: int = 64
+    requests: int = 60  # per workload
+    saturation_requests: int = 48
     load: float = 0.85  # arrival rate as a share of the measured capacity
     burst_factor: float = 2.0  # × capacity during the burst
     burst_share: float = 0.2  # of the run
@@ -47,7 +47,7 @@ class BenchConfig:
     out: str = "results/engine_mlfq.json"
 
     def __post_init__(self) -> None:
-        if self.requests < 10 or self.saturation_requests < self.max_batch:
+        if self.requests < 8 or self.saturation_requests < self.max_batch:
             raise ValueError("requests must be >= 10 and saturation_requests >= max_batch")
         if not 0 < self.load < 2 or self.burst_factor <= 0 or not 0 < self.burst_share < 1:
             raise ValueError("load in (0, 2), burst_factor > 0, burst_share in (0, 1)")
@@ -55,7 +55,7 @@ class BenchConfig:
             raise ValueError("length_scale in (0, 1], tau in (0, 1)")
 
 
-QUICK = dict(requests=30, saturation_requests=32, length_scale=0.5)
+QUICK = dict(requests=16, saturation_requests=24, length_scale=0.4)
 
 
 WORKLOADS = ("heavy", "light", "burst")
@@ -170,25 +170,29 @@ class Done:
     latency: float
     ttft: float
     generated: int
+    # The same in engine steps: independent of how much CPU the box lends this run.
+    latency_steps: int
+    ttft_steps: int
 
 
 async def _one(runner, req: Req, t0: float, use_priority: bool, seed: int) -> Done:
     from engine.hf.runner import GenerationRequest
 
     await asyncio.sleep(max(0.0, t0 + req.arrival - time.perf_counter()))
-    start = time.perf_counter()
+    start, step0 = time.perf_counter(), runner.stats()["steps"]
     rid = runner.submit(GenerationRequest(
         input_ids=list(req.prompt), max_new_tokens=req.output_len, temperature=0.0, ignore_eos=True,
         priority=req.predicted if use_priority else None, seed=seed))
-    first, got = None, 0
+    first, first_step, got = None, None, 0
     async for event in runner.stream(rid):
         got += len(event.token_ids)
         if first is None and event.token_ids:
-            first = time.perf_counter()
+            first, first_step = time.perf_counter(), runner.stats()["steps"]
         if event.finished:
             break
-    end = time.perf_counter()
-    return Done(req.output_len, end - start, (first or end) - start, got)
+    end, end_step = time.perf_counter(), runner.stats()["steps"]
+    return Done(req.output_len, end - start, (first or end) - start, got, end_step - step0,
+                (first_step or end_step) - step0)
 
 
 async def replay(runner, trace: Trace, use_priority: bool) -> tuple[list[Done], float]:
@@ -215,6 +219,9 @@ def summarize(done: list[Done], makespan: float, trace: Trace, stats: dict) -> d
         "long_latency": _stats([d.latency for d in long]),
         "short_ttft": _stats([d.ttft for d in short]),
         "long_ttft": _stats([d.ttft for d in long]),
+        "latency_steps": _stats([d.latency_steps for d in done]),
+        "long_latency_steps": _stats([d.latency_steps for d in long]),
+        "ttft_steps": _stats([d.ttft_steps for d in done]),
         "throughput_tps": sum(d.generated for d in done) / makespan,
         "makespan_s": makespan,
         "n_short": len(short), "n_long": len(long),
@@ -228,31 +235,42 @@ def summarize(done: list[Done], makespan: float, trace: Trace, stats: dict) -> d
 RUNS = (("fifo", "fcfs", False), ("mlfq", "mlfq", True), ("mlfq-nopred", "mlfq", False))
 
 
-def make_runner(cfg: BenchConfig, policy: str):
+def make_runner(cfg: BenchConfig):
     from engine.hf.runner import EngineConfig, EngineRunner
-    from engine.policy import PolicyConfig
 
-    return EngineRunner(EngineConfig(model=cfg.model, max_batch=cfg.max_batch, scheduler=policy),
-                        PolicyConfig(name=policy))
+    return EngineRunner(EngineConfig(model=cfg.model, max_batch=cfg.max_batch, scheduler="mlfq"))
 
 
-async def measure(cfg: BenchConfig, policy: str, trace: Trace, use_priority: bool) -> dict:
-    runner = make_runner(cfg, policy)
-    runner.start()
-    try:
-        warm = Trace("warm", [Req(0.0, r.prompt, 4, 4) for r in trace.reqs[:4]], 1)
-        await replay(runner, warm, use_priority)
-        before = runner.stats()
-        done, makespan = await replay(runner, trace, use_priority)
-        after = runner.stats()
-        runner.check_integrity()
-    finally:
-        runner.stop()
+def fresh_policy(runner, name: str) -> None:
+    """A new policy object (empty swap budget, zero counters) by switching away and back; the
+    learned length tail carries over, as in an engine that has been serving for a while."""
+    runner.set_policy({"name": "fcfs" if name != "fcfs" else "mlfq"})
+    runner.set_policy({"name": name})
+
+
+def salted(trace: Trace, salt: int, vocab: int) -> Trace:
+    """The same trace with other prompt tokens, so a replay never hits the previous replay's cache."""
+    def shift(p: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(200 + (t - 200 + salt * 7919) % (vocab - 200) for t in p)
+
+    reqs = [Req(r.arrival, shift(r.prompt), r.output_len, r.predicted) for r in trace.reqs]
+    return Trace(trace.name, reqs, trace.long_threshold, trace.tau)
+
+
+async def measure(runner, policy: str, trace: Trace, use_priority: bool) -> dict:
+    fresh_policy(runner, policy)
+    warm = Trace("warm", [Req(0.0, r.prompt[:8], 4, 4) for r in trace.reqs[:4]], 1)
+    await replay(runner, warm, use_priority)
+    before = runner.stats()
+    done, makespan = await replay(runner, trace, use_priority)
+    after = runner.stats()
+    runner.check_integrity()
     delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
     res = summarize(done, makespan, trace, delta)
     print(f"  {trace.name:<10} {policy:<5} prio={use_priority!s:<5} mean {res['latency']['mean']:.2f}s "
           f"p99 {res['latency']['p99']:.2f}s long p99 {res['long_latency']['p99']:.2f}s "
-          f"{res['throughput_tps']:.0f} tok/s preempt {delta.get('preemptions')}", flush=True)
+          f"{res['throughput_tps']:.1f} tok/s preempt {delta.get('preemptions')} | steps: mean "
+          f"{res['latency_steps']['mean']:.0f} long p99 {res['long_latency_steps']['p99']:.0f}", flush=True)
     return res
 
 
@@ -263,31 +281,40 @@ def ratios(res: dict, base: dict) -> dict[str, float]:
 
     return {"mean": r(("latency", "mean")), "p99": r(("latency", "p99")),
             "long_p99": r(("long_latency", "p99")), "short_mean": r(("short_latency", "mean")),
-            "ttft_mean": r(("ttft", "mean")),
+            "ttft_mean": r(("ttft", "mean")), "mean_steps": r(("latency_steps", "mean")),
+            "long_p99_steps": r(("long_latency_steps", "p99")),
             "throughput": res["throughput_tps"] / base["throughput_tps"]}
 
 
-async def run_bench(cfg: BenchConfig) -> dict:
+async def run_bench(cfg: BenchConfig, save) -> dict:
     from engine.loader import smollm2_tokenizer
 
     vocab = min(len(smollm2_tokenizer()), 40000)
     out: dict = {"config": asdict(cfg), "workloads": {}}
-    sat = saturation_trace(cfg, vocab)
-    sat_results = {"fifo": await measure(cfg, "fcfs", sat, False),
-                   "mlfq": await measure(cfg, "mlfq", sat, True)}
-    capacity = sat_results["fifo"]["throughput_tps"]
-    sat_results["mlfq"]["ratio"] = ratios(sat_results["mlfq"], sat_results["fifo"])
-    out["capacity_tps"] = capacity
-    out["workloads"]["saturation"] = {"tokens": sat.tokens, "tau": sat.tau, "runs": sat_results}
-    for name in WORKLOADS:
-        trace = make_trace(name, cfg, capacity, vocab)
-        runs = {label: await measure(cfg, policy, trace, prio) for label, policy, prio in RUNS}
-        for label in runs:
-            runs[label]["ratio"] = ratios(runs[label], runs["fifo"])
-        lengths = np.array([r.output_len for r in trace.reqs])
-        out["workloads"][name] = {"tokens": trace.tokens, "tau": trace.tau,
-                                  "cv": float(lengths.std() / lengths.mean()),
-                                  "long_threshold": trace.long_threshold, "runs": runs}
+    runner = make_runner(cfg)
+    runner.start()
+    try:
+        sat = saturation_trace(cfg, vocab)
+        sat_runs = {"fifo": await measure(runner, "fcfs", salted(sat, 0, vocab), False),
+                    "mlfq": await measure(runner, "mlfq", salted(sat, 1, vocab), True)}
+        capacity = sat_runs["fifo"]["throughput_tps"]
+        sat_runs["mlfq"]["ratio"] = ratios(sat_runs["mlfq"], sat_runs["fifo"])
+        out["capacity_tps"] = capacity
+        out["workloads"]["saturation"] = {"tokens": sat.tokens, "tau": sat.tau, "runs": sat_runs}
+        save(out)
+        for name in WORKLOADS:
+            trace = make_trace(name, cfg, capacity, vocab)
+            runs = {}
+            for salt, (label, policy, prio) in enumerate(RUNS):
+                runs[label] = await measure(runner, policy, salted(trace, salt, vocab), prio)
+                runs[label]["ratio"] = ratios(runs[label], runs["fifo"])
+            lengths = np.array([r.output_len for r in trace.reqs])
+            out["workloads"][name] = {"tokens": trace.tokens, "tau": trace.tau,
+                                      "cv": float(lengths.std() / lengths.mean()),
+                                      "long_threshold": trace.long_threshold, "runs": runs}
+            save(out)
+    finally:
+        runner.stop()
     return out
 
 
@@ -302,7 +329,8 @@ def table(results: dict):
     t = Table(title=f"skipjoin engine: FIFO vs MLFQ ({results['config']['model']}, "
                     f"capacity {results['capacity_tps']:.0f} tok/s)")
     for col in ("workload", "policy", "mean s", "p50 s", "p99 s", "TTFT mean", "short mean", "long mean",
-                "long p99", "tok/s", "preempt", "× FIFO mean", "× FIFO long p99", "× FIFO tok/s"):
+                "long p99", "tok/s", "preempt", "× FIFO mean", "× FIFO long p99", "× FIFO tok/s",
+                "× FIFO mean (steps)", "× FIFO long p99 (steps)"):
         t.add_column(col, justify="right" if col not in ("workload", "policy") else "left")
     for name, w in results["workloads"].items():
         for label, r in w["runs"].items():
@@ -312,7 +340,8 @@ def table(results: dict):
                       f"{r['ttft']['mean']:.2f}", f"{short['mean']:.2f}", f"{long['mean']:.2f}",
                       f"{long['p99']:.2f}", f"{r['throughput_tps']:.0f}", str(r["engine"].get("preemptions")),
                       f"{q.get('mean', 1):.2f}", f"{q.get('long_p99', 1):.2f}",
-                      f"{q.get('throughput', 1):.3f}")
+                      f"{q.get('throughput', 1):.3f}", f"{q.get('mean_steps', 1):.2f}",
+                      f"{q.get('long_p99_steps', 1):.2f}")
     return t
 
 
@@ -330,7 +359,7 @@ def goal_lines(results: dict) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> BenchConfig:
     p = argparse.ArgumentParser(prog="python -m bench.engine_mlfq", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="30 requests per workload, answers halved")
+    p.add_argument("--quick", action="store_true", help="16 requests per workload, answers × 0.4")
     p.add_argument("--model", default="smollm2")
     p.add_argument("--requests", type=int, default=None)
     p.add_argument("--load", type=float, default=0.85)
@@ -353,15 +382,19 @@ def main(argv: list[str] | None = None) -> int:
     # transformers warns on every token generated past a request's end (forced lengths do that).
     logging.getLogger("ContinuousBatchingLogger").setLevel(logging.ERROR)
     started = time.perf_counter()
-    results = asyncio.run(run_bench(cfg))
-    results["wall_s"] = time.perf_counter() - started
+    path = Path(cfg.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(results: dict) -> None:  # after every workload: a stopped run keeps what it measured
+        results["wall_s"] = time.perf_counter() - started
+        path.write_text(json.dumps(results, indent=2))
+
+    results = asyncio.run(run_bench(cfg, save))
+    save(results)
     console = Console()
     console.print(table(results))
     for line in goal_lines(results):
         console.print(line)
-    path = Path(cfg.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2))
     console.print(f"wrote {path} ({results['wall_s']:.0f} s)")
     return 0
 
