@@ -81,6 +81,7 @@ class Cluster:
         self.roles = [(SHORT if r < n_short else LONG) if cfg.placement == "specialized" else ""
                       for r in range(cfg.replicas)]
         self.rr = 0
+        self.deferred: set[int] = set()  # engines owed a plan once same-instant arrivals are in
         self.moved = 0
         self.first = np.full(len(w), np.nan)
         self.done = np.full(len(w), np.nan)
@@ -94,9 +95,10 @@ class Cluster:
                        None if pred != pred else float(pred))
         return Job(seq, i, int(w.output_len[i]), int(w.prefix_id[i]), int(w.prefix_len[i]))
 
-    def arrive(self, job: Job, t: float) -> None:
+    def arrive(self, job: Job, t: float, more_now: bool = False) -> None:
+        """`more_now`: another request arrives at this same instant; engines plan once for all."""
         if not self.cfg.gateway_queue:
-            self.deliver(self.choose(job, t), job, t)
+            self.deliver(self.choose(job, t), job, t, defer=more_now)
             return
         p = job.seq.predicted_len
         score = stored_score(p if p is not None else job.seq.prompt_len, 1.0, 0.0, t, self.cfg.score)
@@ -132,7 +134,7 @@ class Cluster:
                   for r, e in enumerate(self.engines)]
         return choose_replica(states, info)
 
-    def deliver(self, r: int, job: Job, t: float) -> None:
+    def deliver(self, r: int, job: Job, t: float, defer: bool = False) -> None:
         e = self.engines[r]
         wake = e.interruptible()
         if wake:
@@ -141,8 +143,15 @@ class Cluster:
         self.inflight[r] += 1
         self._prefix_hit(r, job)
         e.submit(job, t)
-        if wake:
+        if wake and defer:
+            self.deferred.add(r)
+        elif wake or r in self.deferred:
+            self.deferred.discard(r)
             e.schedule()
+        if not defer:
+            for d in sorted(self.deferred):
+                self.engines[d].schedule()
+            self.deferred.clear()
 
     def _prefix_hit(self, r: int, job: Job) -> None:
         if job.prefix_id < 0 or not self.cfg.prefix_cache:
@@ -220,7 +229,7 @@ def _loop(sim: Cluster) -> None:
             sim.rebalance(t_reb)
             t_reb = t_reb + every if i < n else math.inf
         elif t_arr <= e.horizon:
-            sim.arrive(sim.make_job(i), t_arr)
             i += 1
+            sim.arrive(sim.make_job(i - 1), t_arr, more_now=i < n and arrival[i] == t_arr)
         else:
             sim.finished(engines.index(e) if not single else 0, e.advance())
