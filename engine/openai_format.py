@@ -26,7 +26,7 @@ class Envelope:
 
     kind: str  # "chat" | "text"
     model: str
-    id: str = field(default_factory=lambda: f"cmpl-{uuid.uuid4().hex}")
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
@@ -34,7 +34,7 @@ class Envelope:
         return self.kind == "chat"
 
     def head(self, obj: str) -> dict[str, Any]:
-        prefix = "chatcmpl-" if self.chat else ""
+        prefix = "chatcmpl-" if self.chat else "cmpl-"
         return {"id": prefix + self.id, "object": obj, "created": self.created, "model": self.model,
                 "system_fingerprint": None}
 

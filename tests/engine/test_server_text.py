@@ -63,7 +63,7 @@ def test_stop_matcher_picks_the_earliest_of_several_stops():
 def test_chat_response_has_openai_shape_and_usage():
     env = Envelope("chat", "m")
     body = fmt.full_response(env, "hi", Outcome(5, 3, 2, "stop"))
-    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["object"] == "chat.completion" and body["id"] == "chatcmpl-" + env.id
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "hi", "refusal": None}
     assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
                              "prompt_tokens_details": {"cached_tokens": 3}}
@@ -73,6 +73,7 @@ def test_chat_response_has_openai_shape_and_usage():
 def test_text_chunks_and_usage_chunk():
     env = Envelope("text", "m")
     c = fmt.chunk(env, "x", "length", with_usage_field=True)
+    assert c["id"] == "cmpl-" + env.id
     assert c["object"] == "text_completion" and c["choices"][0]["text"] == "x" and c["usage"] is None
     u = fmt.usage_chunk(env, Outcome(1, 0, 4, "length", {"layers": [1]}))
     assert u["choices"] == [] and u["usage"]["total_tokens"] == 5 and u["hidden_states"] == {"layers": [1]}
