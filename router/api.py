@@ -7,7 +7,7 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from router.auth import resolve_caller
+from router.auth import Caller, resolve_caller
 from router.body import parse_model, read_body
 from router.errors import ApiError
 from router.schemas import ChatCompletionRequest, CompletionRequest
@@ -20,19 +20,25 @@ def _gateway(request: Request):
 async def _serve(request: Request, kind: str, model: type[ChatCompletionRequest] | type[CompletionRequest]):
     gw = _gateway(request)
     h = request.headers
-    caller = resolve_caller(
-        gw.api_keys,
-        gw.class_weights,
-        gw.settings.default_class,
-        h.get("authorization"),
-        h.get("x-skipjoin-class"),
-        h.get("x-skipjoin-tenant"),
-        None,
-    )
-    req = parse_model(await read_body(request, gw.settings.max_body_bytes), model)
-    if req.user and not gw.api_keys and not h.get("x-skipjoin-tenant"):
-        caller = type(caller)(req.user, caller.cls)
-    return await gw.front.respond(request, kind, req, caller)
+    cls = "unknown"
+    try:
+        caller = resolve_caller(
+            gw.api_keys,
+            gw.class_weights,
+            gw.settings.default_class,
+            h.get("authorization"),
+            h.get("x-skipjoin-class"),
+            h.get("x-skipjoin-tenant"),
+            None,
+        )
+        cls = caller.cls
+        req = parse_model(await read_body(request, gw.settings.max_body_bytes), model)
+        if req.user and not gw.api_keys and not h.get("x-skipjoin-tenant"):
+            caller = Caller(req.user, caller.cls)
+        return await gw.front.respond(request, kind, req, caller)
+    except ApiError as exc:  # refused before or at queueing (the front counts the rest)
+        gw.metrics.requests.labels(cls, str(exc.status)).inc()
+        raise
 
 
 def install_routes(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -51,10 +52,31 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"engine not healthy at {url} after {timeout:.0f}s")
 
 
+def _die_with_parent() -> None:
+    """Linux: the engine gets SIGTERM if serve dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, which would kill serve before it
+    stops its engine and Redis children; shut down gracefully and return instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                getattr(self, "_captured_signals", []).clear()
+
+
 @contextlib.contextmanager
 def embedded_engine(settings: Settings) -> Iterator[str]:
     url = f"http://127.0.0.1:{settings.engine_port}"
-    proc = subprocess.Popen(engine_command(settings))
+    proc = subprocess.Popen(engine_command(settings), preexec_fn=_die_with_parent)
     try:
         wait_healthy(url, proc, ENGINE_START_TIMEOUT_S)
         yield url
@@ -96,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         engines = settings.engines or stack.enter_context(embedded_engine(settings))
         settings = settings.model_copy(update={"redis_url": redis_url, "engines": engines})
         app = create_app(settings)
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
@@ -104,4 +126,5 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             timeout_graceful_shutdown=5,
         )
+        _Server(config).run()
     return 0
