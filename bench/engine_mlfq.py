@@ -326,11 +326,10 @@ GOALS = {"heavy": ("mean", 0.5), "light": ("mean", 1.02), "burst": ("mean", 0.8)
 def table(results: dict):
     from rich.table import Table
 
-    t = Table(title=f"skipjoin engine: FIFO vs MLFQ ({results['config']['model']}, "
-                    f"capacity {results['capacity_tps']:.0f} tok/s)")
-    for col in ("workload", "policy", "mean s", "p50 s", "p99 s", "TTFT mean", "short mean", "long mean",
-                "long p99", "tok/s", "preempt", "× FIFO mean", "× FIFO long p99", "× FIFO tok/s",
-                "× FIFO mean (steps)", "× FIFO long p99 (steps)"):
+    t = Table(title=f"skipjoin engine: FIFO vs MLFQ ({results['config']['model']}, capacity "
+                    f"{results['capacity_tps']:.0f} tok/s; latencies in s, × = ratio to FIFO)")
+    for col in ("workload", "policy", "mean", "p50", "p99", "TTFT", "short", "long", "long p99", "tok/s",
+                "preempt", "×mean", "×long p99", "×tok/s", "×mean steps", "×long p99 steps"):
         t.add_column(col, justify="right" if col not in ("workload", "policy") else "left")
     for name, w in results["workloads"].items():
         for label, r in w["runs"].items():
@@ -391,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = asyncio.run(run_bench(cfg, save))
     save(results)
-    console = Console()
+    console = Console(width=200)
     console.print(table(results))
     for line in goal_lines(results):
         console.print(line)
