@@ -45,8 +45,8 @@ class Inbox:
         box = self._boxes[job_id] = Mailbox()
         return box
 
-    def close(self, job_id: str) -> None:
-        self._boxes.pop(job_id, None)
+    def close(self, job_id: str) -> Mailbox | None:
+        return self._boxes.pop(job_id, None)
 
     def local(self, job_id: str) -> Mailbox | None:
         box = self._boxes.get(job_id)

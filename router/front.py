@@ -21,6 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from predictor.base import Prediction, Predictor, PredictRequest
 from predictor.heuristic import HeuristicPredictor
+from router import keys
 from router.auth import Caller
 from router.errors import ApiError
 from router.events import CHUNK, DONE, ERROR, Event, Inbox, read_events
@@ -118,7 +119,7 @@ class Front:
         if self._heartbeat:
             await cancel_and_wait([self._heartbeat])
         with contextlib.suppress(redis.RedisError, OSError):
-            await self.r.delete(f"skipjoin:front:{self.id}")
+            await self.r.delete(keys.front(self.id))
 
     async def _beat(self) -> None:
         while True:
@@ -181,21 +182,21 @@ class Front:
         box = self.inbox.open(job.id)
         depth = await self.admit(job)
         if depth < 0:
-            self.inbox.close(job.id)
+            self._close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
         self.metrics.queue_depth.set(depth)
         events = read_events(box, self.r, job.id, self.cfg.lease_s)
         try:
             first = await self._first(request, events)
         except BaseException as exc:
-            self.inbox.close(job.id)
+            self._close(job.id)
             self.cancel_later(job.id)
             if isinstance(exc, Disconnected):
                 self.metrics.requests.labels(caller.cls, "499").inc()
                 return Response(status_code=499)
             raise
         if first.kind == ERROR or not job.stream:
-            self.inbox.close(job.id)
+            self._close(job.id)
             self.metrics.requests.labels(caller.cls, str(first.status)).inc()
             if first.kind == ERROR:
                 return Response(first.data, status_code=first.status, media_type="application/json")
@@ -236,16 +237,29 @@ class Front:
                     return
                 ev = await anext(events)
         finally:
-            self.inbox.close(job_id)
+            self._close(job_id)
             if not finished:
                 self.cancel_later(job_id)
 
+    def _close(self, job_id: str) -> None:
+        box = self.inbox.close(job_id)
+        if box is not None and box.remote:  # its events came through Redis: drop the stream now
+            self._spawn(self.r.delete(keys.result(job_id)))
+
     # --- cancellation ---
-    def cancel_later(self, job_id: str) -> None:
-        """Cancel from a finally block of a cancelled task: run it as its own task."""
-        task = asyncio.get_running_loop().create_task(self.cancel(job_id))
+    def _spawn(self, coro) -> None:
+        """Run `coro` as its own task (also from a finally block of a cancelled task)."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._reap_background)
+
+    def _reap_background(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background: %r", task.exception())
+
+    def cancel_later(self, job_id: str) -> None:
+        self._spawn(self.cancel(job_id))
 
     async def cancel(self, job_id: str) -> None:
         self.on_cancel(job_id)

@@ -77,7 +77,8 @@ async def test_sigkill_dispatching_gateway(redis_server, redis_client):
                 await until(lambda: _eq(_count(redis_client, keys.FRONT_PREFIX + "*"), 1))
                 with GatewayProcess(**common, SKIPJOIN_DISPATCH="true"):
                     await asyncio.wait_for(asyncio.gather(*tasks[:4]), 30)
-                    await asyncio.sleep(0.3)
+                    # Fronts delete a request's result stream once its answer is through.
+                    await until(lambda: _eq(_count(redis_client, keys.RESULT_PREFIX + "*"), 0), timeout=5)
             await asyncio.gather(*tasks, return_exceptions=True)
 
     full = "".join(f"t{i} " for i in range(N_TOKENS))
