@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import httpx
 import redis.asyncio as redis
 
+from router.acker import Acker
 from router.events import ERROR, Event, Inbox, LocalSink, RemoteSink
 from router.job import Job
 from router.metrics import Metrics
 from router.placement import RequestInfo, buckets_for_role, choose_replica, has_room
 from router.queue import Popped, RedisQueue
-from router.records import Outcome, add_record
+from router.records import Outcome
 from router.replica import Replica
 from router.schemas import error_body
 from router.tasks import cancel_and_wait
@@ -78,6 +79,7 @@ class Dispatcher:
             clock,
         )
         self._wake = asyncio.Event()
+        self.acker = Acker(client, queue, usage, clock)
         self._jobs: dict[str, tuple[Job, Replica]] = {}
         self._client_cancelled: set[str] = set()
         self._timed_out: set[str] = set()
@@ -98,6 +100,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks + [t for r in self.replicas for t in r.tasks.values()])
+        await self.acker.close()
         for r in self.replicas:
             r.pool.close()
 
@@ -217,7 +220,7 @@ class Dispatcher:
             if job.id in self._timed_out:
                 await self._fail(job, sink, _error_event(503, "engine timed out", "upstream_timeout"))
             elif job.id in self._client_cancelled:
-                await self._ack(job)
+                self.acker.add(job, None)
             else:
                 raise
         except Exception as exc:  # noqa: BLE001 - any upstream failure must reach the client
@@ -234,19 +237,10 @@ class Dispatcher:
 
     async def _fail(self, job: Job, sink, ev: Event) -> None:
         await sink.send(ev)
-        await self._ack(job)
-
-    async def _ack(self, job: Job) -> None:
-        async with self.r.pipeline(transaction=False) as pipe:
-            self.queue.ack(pipe, job.id)
-            await pipe.execute()
+        self.acker.add(job, None)
 
     async def _finish(self, job: Job, out: Outcome) -> None:
-        async with self.r.pipeline(transaction=False) as pipe:
-            self.queue.ack(pipe, job.id)
-            add_record(pipe, job, out)
-            self.usage.add(pipe, job.tenant, out.prompt_tokens + out.output_tokens, self.clock())
-            await pipe.execute()
+        self.acker.add(job, out)
         if out.first_token_at is not None:
             self.metrics.ttft.observe(max(0.0, out.first_token_at - job.enqueued_wall))
 
