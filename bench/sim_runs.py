@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from bench.costmodel import CostModel
 from bench.sim_cluster import ClusterConfig, SimResult, simulate
 from bench.sim_metrics import Summary, default_slo, summarize
 from bench.sim_predict import with_predictions
-from bench.workloads import Bursts, Workload, all_at_once, generate
+from bench.workloads import Bursts, Workload, all_at_once, generate, poisson_arrivals
 from engine.policy import PolicyConfig
 
 
@@ -50,9 +52,13 @@ def arm_named(name: str, overrides: dict | None = None) -> Arm:
 def build_workload(name: str, n: int, load: float, cost: CostModel, seed: int = 0,
                    bursts: Bursts | None = None, base: Workload | None = None) -> Workload:
     """`name`'s lengths (or the `base` trace), arrivals scaled to `load` x the saturated rate."""
-    w = base if base is not None else generate(name, n, 1.0, seed, bursts)
+    w = base if base is not None else generate(name, n, 1.0, seed)
     rate = load * cost.saturated_rps(float(w.prompt_len.mean()), float(w.output_len.mean()))
-    return w.scaled_to_rate(rate)
+    if base is not None:
+        return w.scaled_to_rate(rate)
+    # Arrivals drawn at the final rate, so burst periods keep their length in seconds.
+    arrival = poisson_arrivals(np.random.default_rng(seed + 7), n, rate, bursts)
+    return w.replace(arrival=arrival, name=w.name + ("-bursts" if bursts else ""))
 
 
 def run_arm(w: Workload, arm: Arm, cost: CostModel, tau: float | None, seed: int = 0,

@@ -94,7 +94,8 @@ def main(argv: list[str]) -> int:
     if args.report:
         from bench.report import main as report_main
 
-        return report_main(["--out", args.report_out, "-n", str(args.requests), "--cost", args.cost])
+        return report_main(["--out", args.report_out, "-n", str(args.requests)]
+                           + (["--cost", args.cost] if args.cost != "h100-7b" else []))
     rows = run(args)
     print_table(rows, Console())
     if args.out:
