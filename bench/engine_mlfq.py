@@ -44,6 +44,7 @@ class BenchConfig:
     tau: float = 0.58  # Kendall τ of the noisy prediction
     seed: int = 0
     threads: int = 2
+    knobs: tuple[tuple[str, float | int | bool | None], ...] = ()  # PolicyConfig changes for the MLFQ runs
     out: str = "results/engine_mlfq.json"
 
     def __post_init__(self) -> None:
@@ -241,11 +242,11 @@ def make_runner(cfg: BenchConfig):
     return EngineRunner(EngineConfig(model=cfg.model, max_batch=cfg.max_batch, scheduler="mlfq"))
 
 
-def fresh_policy(runner, name: str) -> None:
+def fresh_policy(runner, name: str, knobs: dict) -> None:
     """A new policy object (empty swap budget, zero counters) by switching away and back; the
     learned length tail carries over, as in an engine that has been serving for a while."""
     runner.set_policy({"name": "fcfs" if name != "fcfs" else "mlfq"})
-    runner.set_policy({"name": name})
+    runner.set_policy({"name": name} | (knobs if name != "fcfs" else {}))
 
 
 def salted(trace: Trace, salt: int, vocab: int) -> Trace:
@@ -257,8 +258,8 @@ def salted(trace: Trace, salt: int, vocab: int) -> Trace:
     return Trace(trace.name, reqs, trace.long_threshold, trace.tau)
 
 
-async def measure(runner, policy: str, trace: Trace, use_priority: bool) -> dict:
-    fresh_policy(runner, policy)
+async def measure(runner, policy: str, trace: Trace, use_priority: bool, knobs: dict) -> dict:
+    fresh_policy(runner, policy, knobs)
     warm = Trace("warm", [Req(0.0, r.prompt[:8], 4, 4) for r in trace.reqs[:4]], 1)
     await replay(runner, warm, use_priority)
     before = runner.stats()
@@ -295,8 +296,9 @@ async def run_bench(cfg: BenchConfig, save) -> dict:
     runner.start()
     try:
         sat = saturation_trace(cfg, vocab)
-        sat_runs = {"fifo": await measure(runner, "fcfs", salted(sat, 0, vocab), False),
-                    "mlfq": await measure(runner, "mlfq", salted(sat, 1, vocab), True)}
+        knobs = dict(cfg.knobs)
+        sat_runs = {"fifo": await measure(runner, "fcfs", salted(sat, 0, vocab), False, knobs),
+                    "mlfq": await measure(runner, "mlfq", salted(sat, 1, vocab), True, knobs)}
         capacity = sat_runs["fifo"]["throughput_tps"]
         sat_runs["mlfq"]["ratio"] = ratios(sat_runs["mlfq"], sat_runs["fifo"])
         out["capacity_tps"] = capacity
@@ -306,7 +308,7 @@ async def run_bench(cfg: BenchConfig, save) -> dict:
             trace = make_trace(name, cfg, capacity, vocab)
             runs = {}
             for salt, (label, policy, prio) in enumerate(RUNS):
-                runs[label] = await measure(runner, policy, salted(trace, salt, vocab), prio)
+                runs[label] = await measure(runner, policy, salted(trace, salt, vocab), prio, knobs)
                 runs[label]["ratio"] = ratios(runs[label], runs["fifo"])
             lengths = np.array([r.output_len for r in trace.reqs])
             out["workloads"][name] = {"tokens": trace.tokens, "tau": trace.tau,
@@ -359,17 +361,22 @@ def goal_lines(results: dict) -> list[str]:
 def parse_args(argv: list[str] | None) -> BenchConfig:
     p = argparse.ArgumentParser(prog="python -m bench.engine_mlfq", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="16 requests per workload, answers × 0.4")
-    p.add_argument("--model", default="smollm2")
+    p.add_argument("--model", default="smollm2", help="smollm2, or tiny (random weights: a fast check)")
+    p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--requests", type=int, default=None)
     p.add_argument("--load", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--knob", action="append", default=[], metavar="NAME=JSON",
+                   help="policy knob for the MLFQ runs, e.g. --knob base_quantum=16 (repeatable)")
     a = p.parse_args(argv)
     kw: dict = dict(QUICK) if a.quick else {}
     if a.requests is not None:
         kw["requests"] = a.requests
-    kw["out"] = a.out or ("results/engine_mlfq_quick.json" if a.quick else "results/engine_mlfq.json")
-    return BenchConfig(model=a.model, load=a.load, seed=a.seed, **kw)
+    stem = f"results/engine_mlfq_{a.model}_b{a.max_batch}" + ("_quick" if a.quick else "")
+    kw["out"] = a.out or stem + ".json"
+    knobs = tuple((k, json.loads(v)) for k, v in (item.split("=", 1) for item in a.knob))
+    return BenchConfig(model=a.model, max_batch=a.max_batch, load=a.load, seed=a.seed, knobs=knobs, **kw)
 
 
 def main(argv: list[str] | None = None) -> int:
