@@ -7,8 +7,11 @@ import httpx
 from gw_helpers import gateway, upstream, wait_for
 
 from router import keys
+from router.acker import Acker
 from router.job import Job
 from router.queue import QueueConfig, RedisQueue
+from router.records import Outcome
+from router.tenants import TenantUsage, UsageConfig
 
 
 def job(jid: str, score: float, front: str = "f1") -> Job:
@@ -138,3 +141,19 @@ async def test_push_pop_leases_the_global_lowest_in_one_call(redis_client):
     await q.push(job("y", 9.0))
     assert (await q.push_pop(job("z", 0.1), ["all"], owner="d", count=1))[0] == -1
     assert await redis_client.zrange(keys.queue("all"), 0, -1) == [b"x", b"y", b"new-long"]
+
+
+async def test_acker_writes_a_batch_in_one_flush(redis_client):
+    q = RedisQueue(redis_client, QueueConfig(lease_s=5))
+    await q.heartbeat("f1")
+    for i in range(4):
+        await q.push(job(f"j{i}", float(i)))
+    popped = (await q.pop(["all"], owner="d", count=4)).jobs
+    acker = Acker(redis_client, q, TenantUsage(redis_client, UsageConfig(cache_s=0)), clock=lambda: 1000.0)
+    for j in popped:
+        acker.add(j, None if j.id == "j0" else Outcome(5, 7, "stop", 1.0, 1.5, 2.0, "http://e"))
+    await acker.close()
+    assert await redis_client.zcard(keys.LEASES) == 0
+    assert not [k async for k in redis_client.scan_iter(match=keys.JOB_PREFIX + "*")]
+    assert await redis_client.xlen(keys.RECORDS) == 3  # cancelled/failed jobs leave no record
+    assert await TenantUsage(redis_client, UsageConfig(cache_s=0)).tokens("t", 1000.0) == 36

@@ -1,5 +1,7 @@
 """The official openai client against the gateway (real Redis, real HTTP upstream)."""
 
+import asyncio
+
 import httpx
 import openai
 import pytest
@@ -51,6 +53,10 @@ async def test_async_client_streams_with_and_without_usage(gw, redis_client):
     assert "".join(c.choices[0].text for c in plain if c.choices) == "t0 t1 "
     chat = await client.chat.completions.create(model="m", messages=MSG, max_tokens=1)
     assert chat.choices[0].message.content == "t0 "
+    for _ in range(200):  # records are written in batches, just after the answers
+        if await redis_client.xlen("skipjoin:records") == 3:
+            break
+        await asyncio.sleep(0.01)
     records = await redis_client.xrange("skipjoin:records")
     assert len(records) == 3
     fields = {k.decode(): v.decode() for k, v in records[0][1].items()}

@@ -94,6 +94,8 @@ async def test_heavy_tenant_queues_behind_light_tenant(redis_server, redis_clien
             heavy, light = {"Authorization": "Bearer kh"}, {"Authorization": "Bearer kl"}
             r = await client.post(gw.url + "/v1/completions", json=body(20, max_tokens=3000), headers=heavy)
             assert r.status_code == 200
+            while not [k async for k in redis_client.scan_iter(match="skipjoin:usage:heavy:*")]:
+                await asyncio.sleep(0.01)  # usage is written in batches, just after the answer
             up.state.received.clear()
             blocker = await fill_window(client, gw, up, Authorization="Bearer kb")
             first = asyncio.create_task(
