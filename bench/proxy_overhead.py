@@ -130,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             for conc in (int(c) for c in args.concurrency.split(",")):
                 print(f"concurrency {conc}, {args.requests} requests, stream={args.stream}:")
+                up0 = cpu_s(procs[0].pid)
                 direct = report("direct", *asyncio.run(run(up_url, args.requests, conc, args.stream)))
+                n = args.requests + min(50, args.requests)
+                print(
+                    f"  CPU per request: upstream {(cpu_s(procs[0].pid) - up0) / n * 1e6:.0f} us (for scale)"
+                )
                 cpu0 = cpu_s(procs[1].pid), cpu_s(redis_server.proc.pid)
                 gateway = report("gateway", *asyncio.run(run(gw_url, args.requests, conc, args.stream)))
-                n = args.requests + min(50, args.requests)
                 gw_cpu = (cpu_s(procs[1].pid) - cpu0[0]) / n * 1e6
                 redis_cpu = (cpu_s(redis_server.proc.pid) - cpu0[1]) / n * 1e6
                 print(f"  CPU per request: gateway {gw_cpu:.0f} us, redis {redis_cpu:.0f} us")
