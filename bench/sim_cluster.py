@@ -36,6 +36,8 @@ class ClusterConfig:
     prefix_cache: int = 32  # shared prefixes a replica keeps cached (LRU)
     affinity_slack: float = 0.25
     rebalance_s: float | None = None  # move queued requests between the busiest/idlest pair
+    migrate_running: bool = False  # rebalancing may also move running requests, paying a KV copy
+    migrate_gbps: float = 25.0  # replica-to-replica KV bandwidth for that copy, GB/s
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
     def __post_init__(self) -> None:
@@ -198,8 +200,27 @@ class Cluster:
                 job.replica = lo
                 dst.submit(job, t)
             self.moved += len(moved)
+            if self.cfg.migrate_running:
+                self._migrate(hi, lo)
             src.schedule()
             dst.schedule()
+
+    def _migrate(self, hi: int, lo: int) -> None:
+        """The busier replica still has a queue and the other has idle slots: move running requests
+        (the policy's victims first); the receiver pays the network copy in its next iteration,
+        the sender the device-to-host copy, and the receiver the host-to-device copy on resume."""
+        src, dst = self.engines[hi], self.engines[lo]
+        idle = self.cost.max_batch - len(dst.running) - dst.n_waiting()
+        n = min(idle, src.n_waiting(), len(src.running))
+        if n <= 0:
+            return
+        per_token = self.cost.kv_bytes_per_token / (self.cfg.migrate_gbps * 1e9)
+        for job in src.give_running(n):
+            self.inflight[hi] -= 1
+            self.inflight[lo] += 1
+            job.replica = lo
+            dst.adopt(job, job.seq.context_len * per_token)
+            self.moved += 1
 
 
 def simulate(w: Workload, policy: PolicyConfig, cost: CostModel,

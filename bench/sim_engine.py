@@ -145,6 +145,23 @@ class EngineSim:
             heapq.heapify(self.wheap)
         return out
 
+    def give_running(self, n: int) -> list[Job]:
+        """Preempt the policy's first `n` victims and hand them over (migration to another replica)."""
+        for seq in self.running:
+            self._sync(self.jobs[seq])
+        out = []
+        for seq in self.policy.victim_order(self.running, self.now)[:n]:
+            self._copy_s += self._preempt(seq)
+            out.append(self.jobs.pop(seq))
+        return out
+
+    def adopt(self, job: Job, copy_s: float) -> None:
+        """Take a migrated, swapped-out request as it is (its level and progress kept)."""
+        self.jobs[job.seq] = job
+        self._copy_s += copy_s
+        job.gen_iter = self.iter
+        self._enqueue(job.seq, self.now)
+
     # --- time ---------------------------------------------------------------------------------
     def run_to(self, t: float) -> list[Job]:
         """Advance to the first iteration boundary at or after t (idle: jump to t); return finished jobs."""

@@ -50,3 +50,13 @@ def test_every_placement_serves_every_request_and_prefix_placement_hits_the_cach
     assert prefill["prefix"] < prefill["least-load"]
     r, s = run_arm(w, ARMS["skipjoin"], cost, 0.55, cluster=ClusterConfig(4, "prefix", gateway_queue=True))
     assert s.completed == len(w)
+
+
+def test_rebalancing_moves_queued_and_running_requests_and_loses_none():
+    cost = H100_7B.updated({"max_batch": 8})
+    w = build_workload("sharegpt", 400, 0.95, cost, seed=6)
+    w = w.scaled_to_rate(w.rate * 3)
+    cfg = ClusterConfig(3, "round-robin", rebalance_s=0.5, migrate_running=True)
+    r, s = run_arm(w, ARMS["skipjoin"], cost, 0.55, cluster=cfg)
+    assert s.completed == len(w)
+    assert r.moved > 0
