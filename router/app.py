@@ -12,6 +12,7 @@ import httpx
 import redis.asyncio as redis
 from fastapi import FastAPI
 
+from predictor.base import Predictor
 from predictor.registry import build_predictor
 from router.api import install_routes
 from router.auth import Caller, parse_api_keys
@@ -73,8 +74,11 @@ def _configs(settings: Settings) -> tuple[ScoreConfig, QueueConfig, DispatcherCo
     return score, queue, disp, roles
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> FastAPI:
-    """`clock` drives queue scores and tenant windows (tests inject a controlled one)."""
+def create_app(
+    settings: Settings, clock: Callable[[], float] = time.time, predictor: Predictor | None = None
+) -> FastAPI:
+    """`clock` drives queue scores and tenant windows (tests inject a controlled one); `predictor`
+    replaces the one `settings.predictor` names."""
     score_cfg, queue_cfg, disp_cfg, roles = _configs(settings)
     front_cfg = FrontConfig(
         score_cfg,
@@ -102,7 +106,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
         usage = TenantUsage(
             client, UsageConfig(settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
         )
-        predictor = build_predictor(settings.predictor, redis=client, http=http, settings=settings)
+        chosen = predictor or build_predictor(settings.predictor, redis=client, http=http, settings=settings)
         dispatcher = None
         if settings.dispatch:
             replicas = [Replica(url, role) for url, role in zip(settings.engine_urls, roles, strict=True)]
@@ -115,7 +119,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Fa
             queue,
             client,
             inbox,
-            predictor,
+            chosen,
             usage,
             metrics,
             clock,

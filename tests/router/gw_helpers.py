@@ -74,8 +74,8 @@ def gateway_settings(redis_url: str, engines: str, **overrides) -> Settings:
 
 
 @contextlib.contextmanager
-def gateway(redis_url: str, engines: str, clock=time.time, **overrides):
-    app = create_app(gateway_settings(redis_url, engines, **overrides), clock=clock)
+def gateway(redis_url: str, engines: str, clock=time.time, predictor=None, **overrides):
+    app = create_app(gateway_settings(redis_url, engines, **overrides), clock=clock, predictor=predictor)
     with ServerThread(app) as srv:
         srv.app = app  # type: ignore[attr-defined]
         yield srv

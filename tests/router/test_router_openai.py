@@ -82,3 +82,26 @@ def test_health_and_metrics(gw):
     ):
         assert name in text
     assert 'skipjoin_requests_total{cls="interactive",status="200"} 1.0' in text
+
+
+class SlowPredictor:
+    name = "slow"
+
+    async def predict(self, req):
+        await asyncio.sleep(5)
+
+
+class BrokenPredictor:
+    name = "broken"
+
+    async def predict(self, req):
+        raise RuntimeError("probe failed")
+
+
+@pytest.mark.parametrize("predictor", [SlowPredictor(), BrokenPredictor()])
+def test_predictor_timeout_or_error_falls_back_to_heuristic(redis_server, redis_client, predictor):
+    with upstream() as up, gateway(redis_server.url, up.url, predictor=predictor, probe_timeout_s=0.1) as gw:
+        r = httpx.post(gw.url + "/v1/completions", json={"prompt": "Write 42 tokens", "max_tokens": 50})
+        assert r.status_code == 200
+        assert up.state.received[0]["priority"] == 42  # the heuristic read "42 tokens"
+        assert "skipjoin_predictor_fallbacks_total 1.0" in httpx.get(gw.url + "/metrics").text
