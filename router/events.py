@@ -7,11 +7,13 @@ plus a pub/sub note on `skipjoin:moved:<front>` so the front starts reading it.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
 from router import keys
+from router.schemas import error_body
 
 CHUNK, DONE, ERROR = b"c", b"d", b"e"
 _MOVED, _TICK = object(), object()  # mailbox markers: events moved to Redis; time to look there
@@ -59,9 +61,16 @@ class Inbox:
             box.queue.put_nowait(_MOVED)
 
 
-async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: float):
-    """Yield the request's events until DONE or ERROR, wherever they come from."""
+STALLED = json.dumps(
+    error_body("no answer from the dispatching gateway", type_="server_error", code="stalled")
+)
+
+
+async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: float, stall_s: float):
+    """Yield the request's events until DONE or ERROR, wherever they come from. A Redis stream
+    silent for `stall_s` ends with an ERROR (its writer and every reaper are gone)."""
     loop = asyncio.get_running_loop()
+    last = loop.time()
     while True:
         if not box.remote:
             # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
@@ -82,6 +91,11 @@ async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: f
                 return
             continue
         got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=int(check_s * 1000))
+        if got:
+            last = loop.time()
+        elif loop.time() - last > stall_s:
+            yield Event(ERROR, STALLED.encode(), 503)
+            return
         for _, entries in got or ():
             for entry_id, fields in entries:
                 box.last_id = entry_id

@@ -185,7 +185,7 @@ class Front:
             self._close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
         self.metrics.queue_depth.set(depth)
-        events = read_events(box, self.r, job.id, self.cfg.lease_s)
+        events = read_events(box, self.r, job.id, self.cfg.lease_s, self.cfg.request_timeout_s)
         try:
             first = await self._first(request, events)
         except BaseException as exc:
