@@ -3,8 +3,8 @@
     python -m bench.engine_mlfq            # full run (~10 min on 2 CPU cores)
     python -m bench.engine_mlfq --quick    # a short check that everything works
 
-1. Saturation: a batch of requests all at t=0, FIFO then MLFQ → capacity (tokens/s, max_batch 16)
-   and the throughput ratio.
+1. Saturation: a batch of requests all at t=0, FIFO then MLFQ → capacity (tokens/s while the
+   batch of 16 is full, or tokens/step with `--clock steps`) and the throughput ratio.
 2. Three workloads with Poisson arrivals near that capacity: heavy-tailed (output CV ≈ 2), light-tailed
    (CV ≈ 0.7), and a burst (2× capacity for a fifth of the run). Each is replayed under FIFO, MLFQ
    with a noisy length prediction as `priority` (Kendall τ ≈ 0.58) and MLFQ with no prediction.
@@ -44,6 +44,9 @@ class BenchConfig:
     tau: float = 0.58  # Kendall τ of the noisy prediction
     seed: int = 0
     threads: int = 2
+    # "wall": arrivals in seconds; "steps": in engine steps (same schedule on a busy box; capacity
+    # is then tokens per step, latencies are compared in steps).
+    clock: str = "wall"
     knobs: tuple[tuple[str, float | int | bool | None], ...] = ()  # PolicyConfig changes for the MLFQ runs
     out: str = "results/engine_mlfq.json"
 
@@ -176,10 +179,11 @@ class Done:
     ttft_steps: int
 
 
-async def _one(runner, req: Req, t0: float, use_priority: bool, seed: int) -> Done:
+async def _one(runner, req: Req, t0: float | None, use_priority: bool, seed: int) -> Done:
     from engine.hf.runner import GenerationRequest
 
-    await asyncio.sleep(max(0.0, t0 + req.arrival - time.perf_counter()))
+    if t0 is not None:
+        await asyncio.sleep(max(0.0, t0 + req.arrival - time.perf_counter()))
     start, step0 = time.perf_counter(), runner.stats()["steps"]
     rid = runner.submit(GenerationRequest(
         input_ids=list(req.prompt), max_new_tokens=req.output_len, temperature=0.0, ignore_eos=True,
@@ -196,11 +200,54 @@ async def _one(runner, req: Req, t0: float, use_priority: bool, seed: int) -> Do
                 (first_step or end_step) - step0)
 
 
-async def replay(runner, trace: Trace, use_priority: bool) -> tuple[list[Done], float]:
-    """Submits each request at its arrival time; returns the results and the makespan."""
+class StepClock:
+    """Virtual time in engine steps, jumping over idle gaps. Arrivals then follow the engine's own
+    progress instead of the wall clock, so every policy sees the same load however much CPU a busy
+    shared box lends each run."""
+
+    def __init__(self, runner):
+        self.runner, self.base, self.offset = runner, runner.stats()["steps"], 0.0
+
+    def now(self) -> float:
+        return self.runner.stats()["steps"] - self.base + self.offset
+
+    def skip_to(self, t: float) -> None:
+        self.offset += max(0.0, t - self.now())
+
+
+async def replay(runner, trace: Trace, use_priority: bool, clock: str = "wall") -> tuple[list[Done], float]:
+    """Submits each request at its arrival time (seconds, or steps); returns the results and the makespan."""
     t0 = time.perf_counter()
-    done = await asyncio.gather(*(_one(runner, r, t0, use_priority, i) for i, r in enumerate(trace.reqs)))
+    if clock == "wall":
+        done = await asyncio.gather(*(_one(runner, r, t0, use_priority, i) for i, r in enumerate(trace.reqs)))
+        return list(done), time.perf_counter() - t0
+    steps, tasks = StepClock(runner), []
+    for i, r in enumerate(trace.reqs):
+        while steps.now() < r.arrival:
+            if all(t.done() for t in tasks):
+                steps.skip_to(r.arrival)
+                break
+            await asyncio.sleep(0.001)
+        tasks.append(asyncio.create_task(_one(runner, r, None, use_priority, i)))
+        await asyncio.sleep(0)  # let it submit before the clock is read again
+    done = await asyncio.gather(*tasks)
     return list(done), time.perf_counter() - t0
+
+
+def steady_rate(done: list[Done], max_batch: int, in_steps: bool) -> float:
+    """Tokens per second (or step) of a saturation run while its batch was still full, i.e. until
+    fewer than `max_batch` requests were left; progress of unfinished requests is interpolated."""
+    def span(d: Done) -> tuple[float, float]:
+        return (d.ttft_steps, d.latency_steps) if in_steps else (d.ttft, d.latency)
+
+    ends = sorted(span(d)[1] for d in done)
+    t = ends[max(len(done) - max_batch - 1, 0)]
+    tokens = 0.0
+    for d in done:
+        first, end = span(d)
+        share = 1.0 if end <= t else max(0.0, (t - first) / (end - first)) if end > first else 0.0
+        tokens += share * d.output_len
+    return tokens / t if t > 0 else float("nan")
 
 
 def _stats(xs: list[float]) -> dict[str, float]:
@@ -224,8 +271,11 @@ def summarize(done: list[Done], makespan: float, trace: Trace, stats: dict) -> d
         "long_latency_steps": _stats([d.latency_steps for d in long]),
         "ttft_steps": _stats([d.ttft_steps for d in done]),
         "throughput_tps": sum(d.generated for d in done) / makespan,
+        "tokens_per_step": sum(d.generated for d in done) / max(stats.get("steps", 0), 1),
         "makespan_s": makespan,
         "n_short": len(short), "n_long": len(long),
+        # One step per token plus one for the prefill: no order can bring the mean below this.
+        "service_floor_steps": float(np.mean([d.output_len + 1 for d in done])),
         "complete": all(d.generated == d.output_len for d in done),
         "engine": {k: stats.get(k) for k in ("preemptions", "swap_out_bytes", "swap_in_bytes", "swap_seconds",
                                              "recomputes", "steps")},
@@ -258,16 +308,19 @@ def salted(trace: Trace, salt: int, vocab: int) -> Trace:
     return Trace(trace.name, reqs, trace.long_threshold, trace.tau)
 
 
-async def measure(runner, policy: str, trace: Trace, use_priority: bool, knobs: dict) -> dict:
+async def measure(runner, policy: str, trace: Trace, use_priority: bool, knobs: dict,
+                  clock: str = "wall") -> dict:
     fresh_policy(runner, policy, knobs)
     warm = Trace("warm", [Req(0.0, r.prompt[:8], 4, 4) for r in trace.reqs[:4]], 1)
     await replay(runner, warm, use_priority)
     before = runner.stats()
-    done, makespan = await replay(runner, trace, use_priority)
+    done, makespan = await replay(runner, trace, use_priority, clock)
     after = runner.stats()
     runner.check_integrity()
     delta = {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], int | float)}
     res = summarize(done, makespan, trace, delta)
+    if trace.name == "saturation":
+        res["steady_rate"] = steady_rate(done, runner.load()["max_batch"], clock == "steps")
     print(f"  {trace.name:<10} {policy:<5} prio={use_priority!s:<5} mean {res['latency']['mean']:.2f}s "
           f"p99 {res['latency']['p99']:.2f}s long p99 {res['long_latency']['p99']:.2f}s "
           f"{res['throughput_tps']:.1f} tok/s preempt {delta.get('preemptions')} | steps: mean "
@@ -284,7 +337,8 @@ def ratios(res: dict, base: dict) -> dict[str, float]:
             "long_p99": r(("long_latency", "p99")), "short_mean": r(("short_latency", "mean")),
             "ttft_mean": r(("ttft", "mean")), "mean_steps": r(("latency_steps", "mean")),
             "long_p99_steps": r(("long_latency_steps", "p99")),
-            "throughput": res["throughput_tps"] / base["throughput_tps"]}
+            "throughput": res["throughput_tps"] / base["throughput_tps"],
+            "throughput_steps": res["tokens_per_step"] / base["tokens_per_step"]}
 
 
 async def run_bench(cfg: BenchConfig, save) -> dict:
@@ -297,10 +351,13 @@ async def run_bench(cfg: BenchConfig, save) -> dict:
     try:
         sat = saturation_trace(cfg, vocab)
         knobs = dict(cfg.knobs)
-        sat_runs = {"fifo": await measure(runner, "fcfs", salted(sat, 0, vocab), False, knobs),
-                    "mlfq": await measure(runner, "mlfq", salted(sat, 1, vocab), True, knobs)}
-        capacity = sat_runs["fifo"]["throughput_tps"]
+        sat_runs = {"fifo": await measure(runner, "fcfs", salted(sat, 0, vocab), False, knobs, cfg.clock),
+                    "mlfq": await measure(runner, "mlfq", salted(sat, 1, vocab), True, knobs, cfg.clock)}
+        capacity = sat_runs["fifo"]["steady_rate"]  # full-batch throughput, not diluted by the drain
         sat_runs["mlfq"]["ratio"] = ratios(sat_runs["mlfq"], sat_runs["fifo"])
+        # A finite batch ends in a drain that SJF-like orders lengthen (long answers last); steady
+        # overload never drains, so the full-batch rate is the throughput that counts.
+        sat_runs["mlfq"]["ratio"]["throughput_steady"] = sat_runs["mlfq"]["steady_rate"] / capacity
         out["capacity_tps"] = capacity
         out["workloads"]["saturation"] = {"tokens": sat.tokens, "tau": sat.tau, "runs": sat_runs}
         save(out)
@@ -308,7 +365,8 @@ async def run_bench(cfg: BenchConfig, save) -> dict:
             trace = make_trace(name, cfg, capacity, vocab)
             runs = {}
             for salt, (label, policy, prio) in enumerate(RUNS):
-                runs[label] = await measure(runner, policy, salted(trace, salt, vocab), prio, knobs)
+                replayed = salted(trace, salt, vocab)
+                runs[label] = await measure(runner, policy, replayed, prio, knobs, cfg.clock)
                 runs[label]["ratio"] = ratios(runs[label], runs["fifo"])
             lengths = np.array([r.output_len for r in trace.reqs])
             out["workloads"][name] = {"tokens": trace.tokens, "tau": trace.tau,
@@ -322,14 +380,15 @@ async def run_bench(cfg: BenchConfig, save) -> dict:
 
 # --- report ------------------------------------------------------------------------------------
 GOALS = {"heavy": ("mean", 0.5), "light": ("mean", 1.02), "burst": ("mean", 0.8),
-         "saturation": ("throughput", 0.98)}
+         "saturation": ("throughput_steady", 0.98)}
 
 
 def table(results: dict):
     from rich.table import Table
 
+    unit = "s" if results["config"]["clock"] == "wall" else "step"
     t = Table(title=f"skipjoin engine: FIFO vs MLFQ ({results['config']['model']}, capacity "
-                    f"{results['capacity_tps']:.0f} tok/s; latencies in s, × = ratio to FIFO)")
+                    f"{results['capacity_tps']:.1f} tok/{unit}; latencies in s, × = ratio to FIFO)")
     for col in ("workload", "policy", "mean", "p50", "p99", "TTFT", "short", "long", "long p99", "tok/s",
                 "preempt", "×mean", "×long p99", "×tok/s", "×mean steps", "×long p99 steps"):
         t.add_column(col, justify="right" if col not in ("workload", "policy") else "left")
@@ -348,13 +407,22 @@ def table(results: dict):
 
 def goal_lines(results: dict) -> list[str]:
     lines = []
+    by_steps = results["config"]["clock"] == "steps"
     for name, (metric, limit) in GOALS.items():
-        q = results["workloads"][name]["runs"]["mlfq"]["ratio"]
-        ok = q[metric] >= limit if metric == "throughput" else q[metric] <= limit
+        q = dict(results["workloads"][name]["runs"]["mlfq"]["ratio"])
+        if by_steps:  # seconds on a busy box say more about the neighbours than about the policy
+            q |= {"mean": q["mean_steps"], "throughput": q["throughput_steps"],
+                  "long_p99": q["long_p99_steps"]}
+        ok = q[metric] >= limit if metric.startswith("throughput") else q[metric] <= limit
         extra = f", long p99 {q['long_p99']:.2f}× (goal ≤ 1.5×)" if name == "heavy" else ""
-        op = "≥" if metric == "throughput" else "≤"
+        op = "≥" if metric.startswith("throughput") else "≤"
+        runs = results["workloads"][name]["runs"]
+        steps = f"; in steps {q['mean_steps']:.2f}×" if metric == "mean" and not by_steps else ""
+        floor = runs["fifo"]["service_floor_steps"] / runs["fifo"]["latency_steps"]["mean"]
+        bound = f" (no order beats {floor:.2f}× FIFO's mean steps)" if metric == "mean" else \
+            f" (whole batch incl. drain: {q['throughput']:.2f}×)"
         lines.append(f"{name}: MLFQ {metric} {q[metric]:.2f}× FIFO (goal {op} {limit}×){extra} "
-                     f"{'met' if ok else 'MISSED'}")
+                     f"{'met' if ok else 'MISSED'}{steps}{bound}")
     return lines
 
 
@@ -366,6 +434,8 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     p.add_argument("--requests", type=int, default=None)
     p.add_argument("--load", type=float, default=0.85)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=("wall", "steps"), default="wall",
+                   help="arrivals in seconds, or in engine steps (comparable on a busy shared box)")
     p.add_argument("--out", default=None)
     p.add_argument("--knob", action="append", default=[], metavar="NAME=JSON",
                    help="policy knob for the MLFQ runs, e.g. --knob base_quantum=16 (repeatable)")
@@ -373,10 +443,11 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     kw: dict = dict(QUICK) if a.quick else {}
     if a.requests is not None:
         kw["requests"] = a.requests
-    stem = f"results/engine_mlfq_{a.model}_b{a.max_batch}" + ("_quick" if a.quick else "")
+    stem = f"results/engine_mlfq_{a.model}_b{a.max_batch}_{a.clock}" + ("_quick" if a.quick else "")
     kw["out"] = a.out or stem + ".json"
     knobs = tuple((k, json.loads(v)) for k, v in (item.split("=", 1) for item in a.knob))
-    return BenchConfig(model=a.model, max_batch=a.max_batch, load=a.load, seed=a.seed, knobs=knobs, **kw)
+    return BenchConfig(model=a.model, max_batch=a.max_batch, load=a.load, seed=a.seed, knobs=knobs,
+                       clock=a.clock, **kw)
 
 
 def main(argv: list[str] | None = None) -> int:
