@@ -168,8 +168,6 @@ def test_usage_reports_prefix_cache_hits(url):
     assert again["prompt_tokens_details"]["cached_tokens"] >= 16
 
 
-@pytest.mark.xfail(reason="runner: a hidden-state probe's prefill is not yet left in the prefix cache",
-                   strict=False)
 def test_real_request_reuses_its_probe_prefill(url):
     prompt = "Probe then answer, the gateway's path. " * 6
     probe = {"prompt": prompt, "max_tokens": 0, "return_hidden_states": True}
