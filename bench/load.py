@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
     rows = asyncio.run(amain(args))
     from bench.simulate import print_table
 
-    print_table([r | {"wall_s": 0.0, "preemptions": 0} for r in rows], Console())
+    print_table([r | {"wall_s": 0.0, "preemptions": 0} for r in rows], Console(width=160))
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "runs": rows}, indent=1))
     if args.plot:

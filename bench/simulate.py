@@ -89,6 +89,16 @@ def print_table(rows: list[dict], console: Console) -> None:
     console.print(t)
 
 
+def slo_throughput(rows: list[dict], target: float = 0.9) -> dict[str, float]:
+    """FastServe's metric: per policy, the highest throughput among the swept loads at which at
+    least `target` of the requests met their latency SLO (0 when none did)."""
+    out: dict[str, float] = {}
+    for r in rows:
+        ok = r["slo_attainment"] >= target
+        out[r["policy"]] = max(out.get(r["policy"], 0.0), r["throughput_rps"] if ok else 0.0)
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.report:
@@ -97,7 +107,10 @@ def main(argv: list[str]) -> int:
         return report_main(["--out", args.report_out, "-n", str(args.requests)]
                            + (["--cost", args.cost] if args.cost != "h100-7b" else []))
     rows = run(args)
-    print_table(rows, Console())
+    console = Console(width=160)
+    print_table(rows, console)
+    for policy, rps in slo_throughput(rows).items():
+        console.print(f"{policy}: throughput at SLO (>= 90% within 5x ideal + 1 s) = {rps:.2f} req/s")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     if args.plot:
