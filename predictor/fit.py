@@ -39,7 +39,7 @@ def _targets(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.nd
     )
 
 
-def fit_models(examples: Sequence[Example], spec: FeatureSpec, ordinal_c: float = 0.05) -> ModelBundle:
+def fit_models(examples: Sequence[Example], spec: FeatureSpec, ordinal_c: float = 0.01) -> ModelBundle:
     """Ridge, ordinal and guess calibrator, each where there is enough data for it."""
     bundle = ModelBundle(feature=spec, trained_on=len(examples))
     x, idx = matrix(examples, spec)

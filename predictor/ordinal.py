@@ -34,7 +34,7 @@ class OrdinalLength:
         y: np.ndarray,
         cap: np.ndarray,
         capped: np.ndarray,
-        c: float = 0.05,
+        c: float = 0.01,
         edges: tuple[int, ...] = EDGES,
     ) -> OrdinalLength:
         y, cap, capped = np.asarray(y, float), np.asarray(cap, float), np.asarray(capped, bool)
