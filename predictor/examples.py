@@ -46,17 +46,20 @@ def example_from_record(fields: dict[Any, Any]) -> Example | None:
         cap = float(f["max_tokens"]) if f.get("max_tokens") not in (None, "", "None") else math.inf
         hidden = decode_hidden(features["hidden"]) if features.get("hidden") else None
         prompt_tokens = int(float(f["prompt_tokens"])) if f.get("prompt_tokens") else None
-    except (ValueError, KeyError, TypeError):
+        guess = float(features["guess"]) if features.get("guess") is not None else None
+        heuristic = float(features.get("heuristic") or 0.0) or 120.0
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    guess = features.get("guess")
+    capped = f["finish_reason"] == "length"
     return Example(
         output_tokens=output,
-        cap=cap,
-        capped=f["finish_reason"] == "length",
-        heuristic=float(features.get("heuristic") or 0.0) or 120.0,
+        # A cut answer is only known to be >= what it produced (the engine's default cap may apply).
+        cap=min(cap, output) if capped else cap,
+        capped=capped,
+        heuristic=heuristic,
         hidden=hidden,
         asked="guess_raw" in features,
-        guess=float(guess) if guess is not None else None,
+        guess=guess,
         id=f.get("id"),
         prompt_tokens=prompt_tokens,
     )
