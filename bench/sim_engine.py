@@ -261,8 +261,8 @@ class EngineSim:
         return max(int(k), 1)
 
     def _promotion_deadline(self) -> float:
-        after = self.policy.config.promote_after_s
-        if not self.mlfq or after is None:
+        after = self.policy.promote_after() if self.mlfq else None
+        if after is None:
             return math.inf
         lasts = [s.last_run for s in self.waiting if s.level > 0]
         return min(lasts) + after + 1e-9 if lasts else math.inf

@@ -18,8 +18,11 @@ class PolicyConfig:
     quantum_growth: float = 2.0  # quantum of level k = base_quantum * growth**k
     # Prefill tokens count as this many decode tokens when choosing the entry level (skip-join).
     prefill_weight: float = 1 / 16
-    # A request that has not run for this long returns to the top level (None: never).
-    promote_after_s: float | None = 30.0
+    # A request that has not run for this many engine steps (at the measured step time) returns
+    # to the top level; relative, so aging bounds starvation alike on a CPU and on an H100.
+    promote_after_steps: float | None = 2000.0
+    # The same bound in wall seconds (None: none). The earlier of the two promotes.
+    promote_after_s: float | None = None
     preempt: bool = True
     # Preempt only when the expected saving exceeds the swap cost by this much.
     min_gain_s: float = 0.0
@@ -44,8 +47,10 @@ class PolicyConfig:
             raise ValueError("quantum_growth must be in [1, 16]")
         if not 0.0 <= self.prefill_weight <= 1.0:
             raise ValueError("prefill_weight must be in [0, 1]")
-        if self.promote_after_s is not None and not self.promote_after_s > 0:
-            raise ValueError("promote_after_s must be > 0 or None")
+        for knob in ("promote_after_s", "promote_after_steps"):
+            value = getattr(self, knob)
+            if value is not None and not value > 0:
+                raise ValueError(f"{knob} must be > 0 or None")
         if self.min_gain_s < 0 or self.min_level_gap < 0:
             raise ValueError("min_gain_s and min_level_gap must be >= 0")
         if not 0.0 <= self.max_swap_fraction <= 1.0:

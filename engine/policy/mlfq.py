@@ -4,9 +4,12 @@
   (weighted); no prediction → prefill alone decides, as in FastServe.
 - Demotion: when generated tokens leave the level's range — with a prediction, only once the
   request has outrun it (demotion corrects mispredictions).
-- Promotion: back to the top after waiting `promote_after_s` without running.
+- Promotion: back to the top after waiting `promote_after_steps` engine steps (or
+  `promote_after_s`) without running.
+- Order within a level: cached prefix first, then shortest expected remaining, then arrival.
 - Preemption: lowest level, most recently demoted first; only when the waiting request's expected
-  saving beats what the victims lose plus the swap time, and within a swap-time budget.
+  saving beats what the victims lose plus the swap time — a synchronous copy stalls the whole
+  batch — and within a swap-time budget.
 """
 
 from __future__ import annotations
@@ -42,9 +45,17 @@ class MLFQPolicy(Policy):
             seq.quantum_left += self.config.quantum(seq.level)
             seq.demoted_at = now
 
+    def promote_after(self) -> float | None:
+        """Seconds without running after which a waiting request is promoted (None: never)."""
+        bounds = [self.config.promote_after_s]
+        if self.config.promote_after_steps is not None:
+            bounds.append(self.config.promote_after_steps * self.costs.step_s)
+        bounds = [b for b in bounds if b is not None]
+        return min(bounds) if bounds else None
+
     def before_plan(self, waiting: list[SeqState], now: float) -> None:
         self._natural = None
-        after = self.config.promote_after_s
+        after = self.promote_after()
         if after is None:
             return
         for seq in waiting:
@@ -55,7 +66,8 @@ class MLFQPolicy(Policy):
                 self.promotions += 1
 
     def key(self, seq: SeqState, now: float) -> tuple:
-        return (seq.level, seq.cached_len == 0 and seq.phase is not Phase.SWAPPED, seq.arrival, seq.rid)
+        cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED
+        return (seq.level, cold, self.expected_remaining(seq), seq.arrival, seq.rid)
 
     def victim_order(self, running: list[SeqState], now: float) -> list[SeqState]:
         return sorted(running, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))
@@ -74,7 +86,9 @@ class MLFQPolicy(Policy):
             cand_run = self.expected_remaining(cand) * c.step_s \
                 + max(cand.context_len - cand.cached_len, 0) * c.prefill_s_per_token
             victims_lose = len(victims) * min(cand_run, natural_wait)
-            if natural_wait <= victims_lose + swap_s + self.config.min_gain_s:
+            # Unless overlapped (already netted out of swap_s_per_token), a copy stalls everyone.
+            stall = swap_s * max(len(running), 1)
+            if natural_wait <= victims_lose + stall + self.config.min_gain_s:
                 return False
         return self.budget.take(swap_s)
 

@@ -78,7 +78,7 @@ def test_prediction_delays_demotion_until_it_is_outrun():
 
 
 def test_promotion_after_waiting():
-    p = make_policy(PolicyConfig(promote_after_s=5.0))
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
     s = seq("a", predicted=900)
     p.on_arrival(s, 0.0)
     assert s.level == 4
@@ -212,3 +212,38 @@ def test_mean_residual_life_follows_the_tail():
     for n in range(300):
         light.observe(150 + (n % 100))
     assert light.mean_residual(140) < light.mean_residual(0)
+
+
+def test_promotion_clock_follows_the_engine_pace():
+    """Aging is counted in engine steps, so it bounds starvation alike on a slow and a fast engine."""
+    for step_s in (0.3, 0.01):
+        p = make_policy(PolicyConfig(promote_after_steps=100), costs=CostEstimates(step_s=step_s))
+        s = seq("a", predicted=900)
+        p.on_arrival(s, 0.0)
+        p.plan([], [s], Capacity(max_seqs=0, free_kv_tokens=0), now=99 * step_s)
+        assert s.level == 4
+        p.plan([], [s], Capacity(max_seqs=0, free_kv_tokens=0), now=101 * step_s)
+        assert s.level == 0
+
+
+def test_shortest_expected_first_within_a_level():
+    p = make_policy(PolicyConfig(prefill_weight=0))
+    a, b = seq("a", 0.0, predicted=400), seq("b", 1.0, predicted=250)  # both level 3
+    for s in (a, b):
+        p.on_arrival(s, s.arrival)
+    assert a.level == b.level == 3
+    plan = p.plan([], [a, b], Capacity(max_seqs=1, free_kv_tokens=10_000), now=2.0)
+    assert [s.rid for s in plan.admit] == ["b"]
+
+
+def test_a_synchronous_copy_is_charged_to_the_whole_batch():
+    """The same preemption that pays with 4 runners does not with 64: the copy stalls them all."""
+    decisions = []
+    for n in (4, 64):
+        p = make_policy(PolicyConfig(max_swap_fraction=1.0),
+                        costs=CostEstimates(step_s=0.05, swap_s_per_token=2e-4), lengths=heavy_tail_stats())
+        batch = busy_engine(p, n=n, predicted=700)  # ~100 tokens left each: a slot frees in ~5 s
+        short = seq("short", 11.0, predicted=8)
+        p.on_arrival(short, 11.0)
+        decisions.append(len(p.plan(batch, [short], Capacity(n, 100_000), now=11.0).preempt))
+    assert decisions == [1, 0]
