@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from predictor.base import Predictor
 from predictor.registry import build_predictor
+from predictor.trainer import start_trainer
 from router.api import install_routes
 from router.auth import Caller, parse_api_keys
 from router.bus import Bus
@@ -27,6 +28,7 @@ from router.queue import QueueConfig, RedisQueue
 from router.replica import Replica
 from router.score import ScoreConfig, parse_class_weights
 from router.settings import Settings
+from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage, UsageConfig
 from router.window import WindowConfig
 
@@ -106,7 +108,9 @@ def create_app(
         usage = TenantUsage(
             client, UsageConfig(settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
         )
-        chosen = predictor or build_predictor(settings.predictor, redis=client, http=http, settings=settings)
+        name = settings.predictor or "heuristic"
+        chosen = predictor or build_predictor(name, redis=client, http=http, settings=settings)
+        trainer = start_trainer(client, settings) if settings.train and name != "heuristic" else None
         dispatcher = None
         if settings.dispatch:
             replicas = [Replica(url, role) for url, role in zip(settings.engine_urls, roles, strict=True)]
@@ -143,6 +147,9 @@ def create_app(
         try:
             yield
         finally:
+            if trainer:
+                trainer[0].stop()
+                await cancel_and_wait([trainer[1]])
             if dispatcher:
                 await dispatcher.stop()
             await bus.stop()

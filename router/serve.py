@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(local_redis(settings))
         engines = settings.engines or stack.enter_context(embedded_engine(settings))
-        settings = settings.model_copy(update={"redis_url": redis_url, "engines": engines})
+        predictor = settings.predictor or ("heuristic" if settings.engines else "auto")
+        settings = settings.model_copy(
+            update={"redis_url": redis_url, "engines": engines, "predictor": predictor}
+        )
         app = create_app(settings)
         config = uvicorn.Config(
             app,

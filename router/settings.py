@@ -49,8 +49,14 @@ class Settings(BaseSettings):
     dispatch: bool = True
 
     # --- predictor ---
-    predictor: str = "heuristic"
+    # heuristic | probe-hidden | probe-text | auto. Empty: `auto` with the embedded engine (it returns
+    # hidden states), `heuristic` in front of other engines.
+    predictor: str = ""
+    # Refit the learned predictor from served requests (one gateway per interval fits; all pick it up).
+    train: bool = True
     probe_timeout_s: float = 2.0
+    # Decoder layer whose hidden state the prefill probe returns (None: 19, SmolLM2's best of 30).
+    predictor_layer: int | None = None
 
     # --- embedded engine (used by `serve` when `engines` is empty, and by `skipjoin engine`) ---
     engine_port: int = 8100

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 
 import httpx
 import openai
 import pytest
-import uvicorn
-
-from engine.server import ServerConfig, create_app
-from router.redis_server import free_port
-
-pytest.importorskip("engine.hf.runner")  # the runner lands separately; until then there is nothing to serve
+from live_engine import serve_engine as serve
 
 GREEDY = {"temperature": 0.0}
 LONG = {"max_tokens": 4000, "extra_body": {"ignore_eos": True}}
-
-
-@contextlib.contextmanager
-def serve(model: str, **engine_kw):
-    from engine.hf.runner import EngineConfig, EngineRunner
-
-    runner = EngineRunner(EngineConfig(model=model, **engine_kw))
-    app = create_app(runner, ServerConfig(max_context_tokens=8192))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("engine server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", runner
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 @pytest.fixture(scope="module")

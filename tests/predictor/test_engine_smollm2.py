@@ -27,7 +27,7 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def smollm2_url():
-    from predictor_engine import serve_engine
+    from live_engine import serve_engine
 
     with serve_engine("smollm2", max_batch=4, block_size=16) as (url, _):
         yield url

@@ -18,7 +18,7 @@ MESSAGES = [{"role": "user", "content": "Write a short poem about the sea, pleas
 
 @pytest.fixture(scope="module")
 def engine_url():
-    from predictor_engine import serve_engine
+    from live_engine import serve_engine
 
     with serve_engine("tiny", max_batch=4, num_blocks=256, block_size=16) as (url, _):
         yield url
