@@ -30,9 +30,11 @@ def swap_vs_recompute(model: str, context: int) -> dict:
         start = time.perf_counter()
         runner.generate([GenerationRequest(input_ids=prompt(context, 1), max_new_tokens=0)])
         recompute_s = time.perf_counter() - start
-        longs = [runner.submit(GenerationRequest(input_ids=prompt(context, 10 + i), max_new_tokens=40,
+        base = runner.stats()["generated_tokens"]
+        longs = [runner.submit(GenerationRequest(input_ids=prompt(context, 10 + i), max_new_tokens=400,
                                                  ignore_eos=True, priority=2000)) for i in range(2)]
-        time.sleep(12.0)  # both long prompts prefilled and decoding
+        while runner.stats()["generated_tokens"] < base + 8:  # both long prompts prefilled and decoding
+            time.sleep(0.05)
         short = GenerationRequest(input_ids=prompt(8, 20), max_new_tokens=4, ignore_eos=True, priority=2)
         runner.generate([short])
         for rid in longs:

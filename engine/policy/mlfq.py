@@ -6,7 +6,8 @@
   request has outrun it (demotion corrects mispredictions).
 - Promotion: back to the top after waiting `promote_after_steps` engine steps (or
   `promote_after_s`) without running.
-- Order within a level: cached prefix first, then shortest expected remaining, then arrival.
+- Order within a level: promoted (aged) requests first, oldest first; then cached prefix first,
+  shortest expected remaining, arrival.
 - Preemption: lowest level, most recently demoted first; only when the waiting request's expected
   saving beats what the victims lose plus the swap time — a synchronous copy stalls the whole
   batch — and within a swap-time budget.
@@ -38,6 +39,7 @@ class MLFQPolicy(Policy):
 
     def on_tokens(self, seq: SeqState, n: int, now: float) -> None:
         super().on_tokens(seq, n, now)
+        seq.aged = False
         seq.quantum_left -= n
         last = self.config.levels - 1
         while seq.quantum_left <= 0 and seq.level < last:
@@ -62,12 +64,15 @@ class MLFQPolicy(Policy):
             if seq.level > 0 and now - seq.last_run > after:
                 seq.level = 0
                 seq.quantum_left = self.config.quantum(0)
+                seq.aged = True
                 seq.promotions += 1
                 self.promotions += 1
 
     def key(self, seq: SeqState, now: float) -> tuple:
         cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED
-        return (seq.level, cold, self.expected_remaining(seq), seq.arrival, seq.rid)
+        if seq.aged:  # starvation bound: aged requests go first, oldest first
+            return (seq.level, False, False, 0.0, seq.arrival, seq.rid)
+        return (seq.level, True, cold, self.expected_remaining(seq), seq.arrival, seq.rid)
 
     def victim_order(self, running: list[SeqState], now: float) -> list[SeqState]:
         return sorted(running, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))

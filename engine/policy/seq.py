@@ -31,6 +31,7 @@ class SeqState:
     demoted_at: float = -math.inf
     preemptions: int = 0
     promotions: int = 0
+    aged: bool = False  # promoted for waiting too long; served first in its level until it runs
 
     @property
     def context_len(self) -> int:

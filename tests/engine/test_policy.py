@@ -247,3 +247,15 @@ def test_a_synchronous_copy_is_charged_to_the_whole_batch():
         p.on_arrival(short, 11.0)
         decisions.append(len(p.plan(batch, [short], Capacity(n, 100_000), now=11.0).preempt))
     assert decisions == [1, 0]
+
+
+def test_a_promoted_request_goes_first_until_it_runs():
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
+    old = seq("old", 0.0, predicted=900)
+    p.on_arrival(old, 0.0)
+    fresh = seq("fresh", 6.0, predicted=4)
+    p.on_arrival(fresh, 6.0)
+    plan = p.plan([], [old, fresh], Capacity(max_seqs=1, free_kv_tokens=10_000), now=6.0)
+    assert old.level == fresh.level == 0 and [s.rid for s in plan.admit] == ["old"]
+    p.on_tokens(old, 1, 7.0)
+    assert not old.aged
