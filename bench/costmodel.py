@@ -82,14 +82,15 @@ class CostModel:
 
 
 # SmolLM2-135M-Instruct Q4_1 (dequantised to fp32) on this 2-core CPU through transformers'
-# continuous batching: ~17 tok/s single stream, 80-100 tok/s at batch 8-16 (built-in engine).
-# engine/HF_README_SECTION.md (bench.swap_vs_recompute): re-prefill of 512 tokens 2.73 s -> 5.3 ms
-# per token; swap out + in of 512 tokens (25 MB) 0.18 s -> 0.26 GB/s each way. KV: 30 layers x
-# 3 KV heads x 64 dims x 2 (K,V) x 4 bytes = 46 KB/token. Measured on the shared, busy box.
+# continuous batching, measured on a quiet box: `bench.engine_mlfq` steps took ~0.2 s at batch 16
+# (saturation: 26.1 s mean over 129 steps) and ~0.11 s at the heavy workload's ~5 → step 70 ms +
+# 8.3 ms/seq; `bench.swap_vs_recompute`: re-prefill of 512 tokens 0.82 s → 1.6 ms/token; swap
+# out + in of 512 tokens (25 MB) 0.024 s → ~2 GB/s each way. KV: 30 layers x 3 KV heads x 64 dims
+# x 2 (K,V) x 4 bytes = 46 KB/token.
 CPU_SMOLLM2 = CostModel(
-    step_base_s=0.045, step_per_seq_s=0.0075, step_per_ctx_s=2e-7,
-    prefill_base_s=0.01, prefill_s_per_token=5.3e-3,
-    kv_tokens=32768, max_batch=16, kv_bytes_per_token=46_080, swap_gbps=0.26,
+    step_base_s=0.07, step_per_seq_s=0.0083, step_per_ctx_s=2e-7,
+    prefill_base_s=0.01, prefill_s_per_token=1.6e-3,
+    kv_tokens=32768, max_batch=16, kv_bytes_per_token=46_080, swap_gbps=2.0,
 )
 
 # A 6.7B MHA Llama in fp16 on one H100 (measured: pinned copies 55 GB/s each way; prefill 1,024
