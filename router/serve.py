@@ -37,6 +37,8 @@ def engine_command(settings: Settings) -> list[str]:
         settings.engine_scheduler,
         "--device",
         settings.engine_device,
+        "--log-level",
+        "warning",  # its access log would print every /load poll
     ]
 
 
