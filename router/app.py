@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from predictor.base import Predictor
 from predictor.registry import build_predictor
 from predictor.trainer import start_trainer
+from router.admin import install_admin
+from router.admin_mount import start_admin
 from router.api import install_routes
 from router.auth import Caller, parse_api_keys
 from router.bus import Bus
@@ -144,12 +146,16 @@ def create_app(
         await bus.start()
         if dispatcher:
             await dispatcher.start()
+        watcher = await start_admin(app, settings, client, front, dispatcher, usage, queue, metrics,
+                                    roles, proc_id, lambda n: build_predictor(n, redis=client, http=http,
+                                                                              settings=settings))
         try:
             yield
         finally:
             if trainer:
                 trainer[0].stop()
                 await cancel_and_wait([trainer[1]])
+            await watcher.stop()
             if dispatcher:
                 await dispatcher.stop()
             await bus.stop()
@@ -162,4 +168,5 @@ def create_app(
     )
     install_error_handlers(app)
     install_routes(app)
+    install_admin(app, settings.admin_token)
     return app

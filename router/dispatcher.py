@@ -104,6 +104,18 @@ class Dispatcher:
         for r in self.replicas:
             r.pool.close()
 
+    async def add_replica(self, replica: Replica) -> None:
+        """Admin: start dispatching to a new replica (its load is read first)."""
+        await self._poll_load(replica)
+        self.replicas.append(replica)
+        self._tasks.append(asyncio.create_task(self._load_loop(replica)))
+        self.wake()
+
+    async def remove_replica(self, replica: Replica) -> None:
+        """Admin: forget a replica once nothing of ours runs there (callers pause it first)."""
+        self.replicas = [r for r in self.replicas if r is not replica]  # its load loop ends
+        replica.pool.close()
+
     def wake(self) -> None:
         self._backlog = True
         self._wake.set()
@@ -193,7 +205,7 @@ class Dispatcher:
         timer = asyncio.get_running_loop().call_later(self.cfg.job_timeout_s, self._time_out, job.id, task)
         task.add_done_callback(lambda _: timer.cancel())
         self.metrics.inflight.labels(replica.url).set(replica.inflight)
-        self.metrics.queue_wait.observe(max(0.0, time.time() - job.enqueued_wall))
+        self.metrics.dispatched(job, replica.url, max(0.0, time.time() - job.enqueued_wall))
 
     def _time_out(self, job_id: str, task: asyncio.Task) -> None:
         self._timed_out.add(job_id)
@@ -241,8 +253,7 @@ class Dispatcher:
 
     async def _finish(self, job: Job, out: Outcome) -> None:
         self.acker.add(job, out)
-        if out.first_token_at is not None:
-            self.metrics.ttft.observe(max(0.0, out.first_token_at - job.enqueued_wall))
+        self.metrics.finished(job, out)
 
     # --- background upkeep ---
     async def _keep_leases(self) -> None:
@@ -268,6 +279,6 @@ class Dispatcher:
             self._wake.set()
 
     async def _load_loop(self, replica: Replica) -> None:
-        while True:
+        while any(r is replica for r in self.replicas):
             await asyncio.sleep(self.cfg.load_poll_s)
             await self._poll_load(replica)

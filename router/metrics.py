@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from router.job import Job
+from router.records import Outcome
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# log(predicted / served): 0 is exact; ±0.69 is off by 2x, ±2.3 by 10x.
+_LOG_RATIO_BUCKETS = (-3.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
+LENGTH_BUCKETS = (64, 256, 1024)  # predicted-length label edges (tokens)
+RECENT = 256  # latencies kept per class for the dashboard
+
+
+def length_bucket(predicted: float) -> str:
+    """Label for a predicted length: '<64', '64-256', '256-1024', '>=1024'."""
+    edges = LENGTH_BUCKETS
+    if predicted < edges[0]:
+        return f"<{edges[0]}"
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        if predicted < hi:
+            return f"{lo}-{hi}"
+    return f">={edges[-1]}"
 
 
 class Metrics:
@@ -15,12 +36,31 @@ class Metrics:
         self.inflight = Gauge(
             "skipjoin_inflight", "Requests in flight per replica (this dispatcher)", ["replica"], registry=r
         )
+        by = ["cls", "predicted"]  # class and predicted-length bucket (length_bucket)
         self.queue_wait = Histogram(
-            "skipjoin_queue_wait_seconds", "Enqueue to dispatch", buckets=_LATENCY_BUCKETS, registry=r
+            "skipjoin_queue_wait_seconds", "Enqueue to dispatch", by, buckets=_LATENCY_BUCKETS, registry=r
         )
         self.ttft = Histogram(
-            "skipjoin_ttft_seconds", "Enqueue to first token", buckets=_LATENCY_BUCKETS, registry=r
+            "skipjoin_ttft_seconds", "Enqueue to first token", by, buckets=_LATENCY_BUCKETS, registry=r
         )
+        self.predictor_error = Histogram(
+            "skipjoin_predictor_log_ratio",
+            "log(predicted / served tokens) per finished request; censored: cut at max_tokens",
+            ["censored"],
+            buckets=_LOG_RATIO_BUCKETS,
+            registry=r,
+        )
+        self.dispatches = Counter(
+            "skipjoin_dispatches_total", "Requests dispatched per replica (this gateway)", ["replica"],
+            registry=r,
+        )
+        self.admin_changes = Counter(
+            "skipjoin_admin_changes_total", "Control-plane changes made through this gateway", ["target"],
+            registry=r,
+        )
+        # Recent latencies per class (seconds), for the dashboard's "latency by class".
+        self.recent_wait: dict[str, deque[float]] = {}
+        self.recent_ttft: dict[str, deque[float]] = {}
         self.predictor_fallbacks = Counter(
             "skipjoin_predictor_fallbacks_total",
             "Predictions that timed out or failed (heuristic used)",
@@ -33,6 +73,21 @@ class Metrics:
             "skipjoin_dropped_total", "Queued requests dropped: their front was gone", registry=r
         )
         self.reaped = Counter("skipjoin_reaped_total", "Expired leases requeued or failed", registry=r)
+
+    def dispatched(self, job: Job, replica: str, wait_s: float) -> None:
+        self.queue_wait.labels(job.cls, length_bucket(job.predicted)).observe(wait_s)
+        self.dispatches.labels(replica).inc()
+        self.recent_wait.setdefault(job.cls, deque(maxlen=RECENT)).append(wait_s)
+
+    def finished(self, job: Job, out: Outcome) -> None:
+        if out.first_token_at is not None:
+            ttft = max(0.0, out.first_token_at - job.enqueued_wall)
+            self.ttft.labels(job.cls, length_bucket(job.predicted)).observe(ttft)
+            self.recent_ttft.setdefault(job.cls, deque(maxlen=RECENT)).append(ttft)
+        served = max(1, out.output_tokens)
+        censored = out.finish_reason == "length"
+        ratio = math.log(max(1.0, job.predicted) / served)
+        self.predictor_error.labels("true" if censored else "false").observe(ratio)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

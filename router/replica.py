@@ -20,6 +20,7 @@ class Replica:
     load: EngineLoad | None = None  # last report; None: none yet or the engine does not say
     inflight_at_report: int = 0
     healthy: bool = True
+    paused: bool = False  # admin: paused, draining or removed; no new requests, running ones finish
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)  # job id -> running forward
     prefixes: OrderedDict[str, None] = field(default_factory=OrderedDict)
     pool: Http1Pool = field(init=False)  # keep-alive connections for forwarded requests
@@ -32,6 +33,8 @@ class Replica:
         return len(self.tasks)
 
     def window(self, cfg: WindowConfig) -> int:
+        if self.paused:
+            return 0
         if not self.healthy:
             return 1  # a down engine fails fast (503) rather than holding requests forever
         return window_size(self.load, self.inflight_at_report, cfg)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # Decoder layer whose hidden state the prefill probe returns (None: 19, SmolLM2's best of 30).
     predictor_layer: int | None = None
 
+    # --- admin (router/admin.py) ---
+    # Bearer token for /admin and /dashboard. Empty: admin is off (404).
+    admin_token: str = ""
+
     # --- embedded engine (used by `serve` when `engines` is empty, and by `skipjoin engine`) ---
     engine_port: int = 8100
     engine_model: str = "smollm2"

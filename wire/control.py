@@ -14,3 +14,15 @@ POLL_S = 0.5  # how often engine-side readers look at the version
 
 def engine_stats(replica_id: str) -> str:
     return ENGINE_STATS_PREFIX + replica_id
+
+# --- gateway side (written by any gateway's admin API, read by every gateway) ---
+GATEWAY = PREFIX + "gateway"  # HASH {"version": int, "knobs": JSON of gateway knob overrides}
+REPLICAS = PREFIX + "replicas"  # HASH {"version": int, "replicas": JSON {url: {"role", "state"}}}
+AUDIT = PREFIX + "audit"  # STREAM of admin changes: who, at, target, old, new, version
+AUDIT_MAXLEN = 10_000
+GATEWAY_STATS_PREFIX = PREFIX + "gw:"  # STRING per gateway process: JSON stats, with a TTL
+STATS_TTL_S = 5  # a replica's stats vanish this long after it stops publishing
+
+
+def gateway_stats(proc_id: str) -> str:
+    return GATEWAY_STATS_PREFIX + proc_id
