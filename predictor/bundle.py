@@ -28,6 +28,9 @@ class ModelBundle:
     scores: dict[str, float] = field(default_factory=dict)
     guess_parse_rate: float = 0.0
     choice: str = "heuristic"
+    # How sure the held-out slice is of `choice` (predictor.choose), and its size.
+    confidence: float = 0.0
+    holdout_n: int = 0
     version: int = 0
     trained_on: int = 0
     created_at: float = field(default_factory=time.time)
@@ -71,6 +74,8 @@ class ModelBundle:
                 "scores": self.scores,
                 "guess_parse_rate": self.guess_parse_rate,
                 "choice": self.choice,
+                "confidence": self.confidence,
+                "holdout_n": self.holdout_n,
                 "version": self.version,
                 "trained_on": self.trained_on,
                 "created_at": self.created_at,
@@ -91,6 +96,8 @@ class ModelBundle:
             scores={k: float(v) for k, v in d.get("scores", {}).items()},
             guess_parse_rate=float(d.get("guess_parse_rate", 0.0)),
             choice=d.get("choice", "heuristic"),
+            confidence=float(d.get("confidence", 0.0)),
+            holdout_n=int(d.get("holdout_n", 0)),
             version=int(d.get("version", 0)),
             trained_on=int(d.get("trained_on", 0)),
             created_at=float(d.get("created_at", 0.0)),

@@ -28,12 +28,23 @@ class PredictorConfig:
     cache_ttl_s: float = 3600.0
     # How often a gateway looks for a newer published model.
     refresh_s: float = 5.0
-    # Trainer: refit every interval once `min_new` records arrived; fit on the latest `window`.
+    # `auto` sends the prefill probe its chosen model does not need on this share of requests (so
+    # the hidden-state models keep learning), and when the queue is empty (order does not matter then).
+    prefill_sample_rate: float = 0.05
+    # Trainer: refit every interval once `min_new` records arrived (counted by stream id, so a stream
+    # trimmed at its cap still counts); fit on the latest `window`, weights halving every `half_life`.
     trainer_interval_s: float = 30.0
-    trainer_min_records: int = 40
+    trainer_min_records: int = 200
     trainer_min_new: int = 20
     trainer_window: int = 5000
+    trainer_half_life: int = 2000
+    # `auto` chooses on the newest `holdout_fraction` (at least `holdout_min` records) and leaves the
+    # incumbent only for a challenger better by `switch_margin` in tau with `switch_confidence`
+    # (share of paired bootstrap resamples of the held-out slice in which it wins).
     holdout_fraction: float = 0.25
+    holdout_min: int = 100
+    switch_margin: float = 0.03
+    switch_confidence: float = 0.97
     # Fit on the shipped SmolLM2 prompt set too (only when its hidden size matches the records').
     use_seed_data: bool = True
 
@@ -41,13 +52,22 @@ class PredictorConfig:
         for name in ("probe_timeout_s", "cache_ttl_s", "refresh_s", "trainer_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("question_min_parse_rate", "question_sample_rate"):
+        for name in (
+            "question_min_parse_rate",
+            "question_sample_rate",
+            "prefill_sample_rate",
+            "switch_confidence",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError("holdout_fraction must be in (0, 1)")
         if self.question_max_tokens < 1 or self.trainer_min_records < 4 or self.trainer_window < 10:
             raise ValueError("question_max_tokens >= 1, trainer_min_records >= 4, trainer_window >= 10")
+        if self.trainer_half_life < 1 or self.holdout_min < 3 or self.trainer_min_new < 1:
+            raise ValueError("trainer_half_life >= 1, holdout_min >= 3, trainer_min_new >= 1")
+        if not 0 <= self.switch_margin < 1:
+            raise ValueError("switch_margin must be in [0, 1)")
 
     @classmethod
     def from_settings(cls, settings: Any | None) -> PredictorConfig:

@@ -8,6 +8,8 @@ import numpy as np
 
 from predictor.bundle import ModelBundle
 from predictor.calibrator import GuessCalibrator
+from predictor.choose import choose
+from predictor.config import PredictorConfig
 from predictor.examples import Example
 from predictor.features import FeatureSpec
 from predictor.metrics import kendall
@@ -39,14 +41,23 @@ def _targets(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.nd
     )
 
 
-def fit_models(examples: Sequence[Example], spec: FeatureSpec, ordinal_c: float = 0.01) -> ModelBundle:
-    """Ridge, ordinal and guess calibrator, each where there is enough data for it."""
+def fit_models(
+    examples: Sequence[Example],
+    spec: FeatureSpec,
+    ordinal_c: float = 0.01,
+    weights: np.ndarray | None = None,
+    alphas: np.ndarray | None = None,
+) -> ModelBundle:
+    """Ridge, ordinal and guess calibrator, each where there is enough data for it. `weights`
+    (one per example) lets recent records count more; `alphas` fixes ridge's candidates."""
     bundle = ModelBundle(feature=spec, trained_on=len(examples))
     x, idx = matrix(examples, spec)
     if x is not None and len(idx) >= MIN_HIDDEN:
         y, cap, capped = _targets([examples[i] for i in idx])
-        bundle.ridge = RidgeLength.fit(x, y, capped)
-        bundle.ordinal = OrdinalLength.fit(x, y, cap, capped, c=ordinal_c)
+        w = None if weights is None else np.asarray(weights, float)[idx]
+        extra = {} if alphas is None else {"alphas": alphas}
+        bundle.ridge = RidgeLength.fit(x, y, capped, weight=w, **extra)
+        bundle.ordinal = OrdinalLength.fit(x, y, cap, capped, c=ordinal_c, weight=w)
     guessed = [e for e in examples if e.guess is not None]
     if len(guessed) >= MIN_GUESSES:
         y, _, _ = _targets(guessed)
@@ -77,17 +88,18 @@ def candidate_predictions(bundle: ModelBundle, examples: Sequence[Example]) -> d
 
 
 def rank_candidates(
-    bundle: ModelBundle, held_out: Sequence[Example], min_parse_rate: float, min_kendall: float
+    bundle: ModelBundle, held_out: Sequence[Example], config: PredictorConfig, incumbent: str = "heuristic"
 ) -> ModelBundle:
-    """Scores every candidate by Kendall's tau on `held_out` and sets `bundle.choice` to the best."""
+    """Scores every candidate by Kendall's tau on `held_out`; `bundle.choice` becomes the incumbent
+    unless a challenger beats it clearly (predictor.choose)."""
     actual = np.array([e.output_tokens for e in held_out], float)
-    bundle.scores = {k: kendall(p, actual) for k, p in candidate_predictions(bundle, held_out).items()}
-    eligible = {
-        k: v
-        for k, v in bundle.scores.items()
-        if k != "guess" or bundle.guess_usable(min_parse_rate, min_kendall)
-    }
-    bundle.choice = max(eligible, key=lambda k: (eligible[k], k == "heuristic"))
+    preds = candidate_predictions(bundle, held_out)
+    # The guess gate reads the held-out tau, so score everything first.
+    bundle.scores = {k: kendall(p, actual) for k, p in preds.items()}
+    usable = bundle.guess_usable(config.question_min_parse_rate, config.question_min_kendall)
+    eligible = {k: p for k, p in preds.items() if k != "guess" or usable}
+    picked = choose(eligible, actual, incumbent, config.switch_margin, config.switch_confidence)
+    bundle.choice, bundle.confidence, bundle.holdout_n = picked.choice, picked.confidence, picked.n
     return bundle
 
 
@@ -95,11 +107,15 @@ def fit_and_rank(
     train: Sequence[Example],
     held_out: Sequence[Example],
     spec: FeatureSpec,
-    min_parse_rate: float,
-    min_kendall: float,
+    config: PredictorConfig,
+    incumbent: str = "heuristic",
+    weights: np.ndarray | None = None,
 ) -> ModelBundle:
-    """Choose on held-out examples, then refit the same families on everything for serving."""
-    ranked = rank_candidates(fit_models(train, spec), held_out, min_parse_rate, min_kendall)
-    final = fit_models(list(train) + list(held_out), spec)
+    """Choose on held-out examples, then refit the same families on everything for serving.
+    `weights`: one per example of `train + held_out`."""
+    w_train = None if weights is None else np.asarray(weights, float)[: len(train)]
+    ranked = rank_candidates(fit_models(train, spec, weights=w_train), held_out, config, incumbent)
+    final = fit_models(list(train) + list(held_out), spec, weights=weights)
     final.scores, final.choice = ranked.scores, ranked.choice
+    final.confidence, final.holdout_n = ranked.confidence, ranked.holdout_n
     return final

@@ -36,6 +36,7 @@ class OrdinalLength:
         capped: np.ndarray,
         c: float = 0.01,
         edges: tuple[int, ...] = EDGES,
+        weight: np.ndarray | None = None,
     ) -> OrdinalLength:
         y, cap, capped = np.asarray(y, float), np.asarray(cap, float), np.asarray(capped, bool)
         mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -47,7 +48,8 @@ class OrdinalLength:
             if above.all() or not above.any():
                 b[k] = 20.0 if above.all() else -20.0  # constant classifier
                 continue
-            clf = LogisticRegression(C=c, max_iter=2000).fit(xs[known], above)
+            w_known = None if weight is None else np.asarray(weight, float)[known]
+            clf = LogisticRegression(C=c, max_iter=2000).fit(xs[known], above, sample_weight=w_known)
             w[k], b[k] = clf.coef_[0], clf.intercept_[0]
         return cls(np.asarray(edges, float), mu, sd, w, b, _bucket_reps(y, np.asarray(edges, float)))
 

@@ -1,11 +1,18 @@
 """Predictors over the probes: `probe-hidden`, `probe-text` and `auto` differ only in which probes
-they send and which model answers; all record what the probes saw in `Prediction.features`."""
+they send and which model answers; all record what the probes saw in `Prediction.features`.
+
+A probe is pure cost unless its answer changes the order: `auto` sends only the probes its chosen
+model reads (others on a sampled share, so their models keep learning), and no predictor probes
+while nothing waits in the gateway's queue (below saturation every request is served at once); then
+the last prediction for the same prompt prefix answers, or the heuristic.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +20,11 @@ import httpx
 import numpy as np
 
 from predictor.base import Prediction, PredictRequest
-from predictor.bundle import ModelBundle
+from predictor.bundle import HIDDEN_KINDS, ModelBundle
 from predictor.config import PredictorConfig
 from predictor.features import encode_hidden
 from predictor.heuristic import HeuristicPredictor, heuristic_length
+from predictor.prefix_memory import PrefixMemory
 from predictor.probes import ProbeClient
 from predictor.store import ModelStore
 
@@ -46,25 +54,37 @@ class ProbePredictor:
         store: ModelStore,
         config: PredictorConfig,
         rng: random.Random | None = None,
+        queue_depth: Callable[[], Awaitable[int]] | None = None,
+        memory: PrefixMemory | None = None,
     ):
+        """`queue_depth`: requests waiting in the gateway's queue (None: always probe);
+        `memory`: the last probed prediction per prompt prefix (None: none kept)."""
         if name not in MODES:
             raise ValueError(f"unknown probe predictor {name!r}; known: {sorted(MODES)}")
         self.name, self.mode = name, MODES[name]
         self.probes, self.store, self.config = probes, store, config
         self.rng = rng or random.Random()
+        self.queue_depth, self.memory = queue_depth, memory
         self.fallback = HeuristicPredictor()
 
     async def predict(self, req: PredictRequest) -> Prediction:
         bundle = await self.store.current()
+        version = -1 if bundle is None else bundle.version
         features: dict[str, Any] = {
             "heuristic": heuristic_length(req.prompt_text),
             "model_version": None if bundle is None else bundle.version,
         }
+        send_prefill, send_question = await self._probes_to_send(bundle, features)
         # Both probes share one time budget: the gateway bounds the whole call by probe_timeout_s.
         deadline = time.monotonic() + self.config.probe_timeout_s
-        x = await self._prefill(req, features, deadline) if self.mode.prefill else None
-        guess = await self._question(req, features, deadline) if self._ask(bundle) else None
+        x = await self._prefill(req, features, deadline) if send_prefill else None
+        guess = await self._question(req, features, deadline) if send_question else None
         answer = self._answer(bundle, x, guess)
+        if answer is not None and self.memory is not None:
+            await self.memory.put(req.prompt_text, version, *answer[0])
+        if answer is None and "probe_skipped" in features and self.memory is not None:
+            known = await self.memory.get(req.prompt_text, version)
+            answer = None if known is None else (known, f"{self.name}:prefix")
         if answer is None:
             base = await self.fallback.predict(req)
             return Prediction(base.length, base.p90, "heuristic", features)
@@ -73,11 +93,24 @@ class ProbePredictor:
             length, p90 = min(length, req.max_tokens), min(p90, req.max_tokens)
         return Prediction(float(length), float(max(p90, length)), source, features)
 
-    def _ask(self, bundle: ModelBundle | None) -> bool:
-        if self.mode.question == "sampled":
-            chosen = bundle is not None and bundle.choice == "guess"
-            return chosen or self.rng.random() < self.config.question_sample_rate
-        return self.mode.question == "always"
+    async def _probes_to_send(
+        self, bundle: ModelBundle | None, features: dict[str, Any]
+    ) -> tuple[bool, bool]:
+        """(prefill, question): what the answering model reads, unless the queue is empty; plus a
+        sampled share of each probe this predictor sends at all, to keep every model learning."""
+        prefill, question = self._needed(bundle)
+        if (prefill or question) and self.queue_depth is not None and await self.queue_depth() == 0:
+            features["probe_skipped"] = "idle"
+            prefill = question = False
+        prefill = prefill or (self.mode.prefill and self.rng.random() < self.config.prefill_sample_rate)
+        sampled = self.mode.question != "never" and self.rng.random() < self.config.question_sample_rate
+        return prefill, question or sampled
+
+    def _needed(self, bundle: ModelBundle | None) -> tuple[bool, bool]:
+        if self.mode.answer != "auto":
+            return self.mode.prefill, self.mode.question == "always"
+        choice = "heuristic" if bundle is None else bundle.choice
+        return choice in HIDDEN_KINDS, choice == "guess"
 
     async def _prefill(
         self, req: PredictRequest, features: dict[str, Any], deadline: float

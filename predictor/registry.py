@@ -8,6 +8,7 @@ from predictor.base import Predictor
 from predictor.cache import CachedPredictor
 from predictor.config import PredictorConfig
 from predictor.heuristic import HeuristicPredictor
+from predictor.prefix_memory import PrefixMemory
 from predictor.probe_predictor import MODES, ProbePredictor
 from predictor.probes import ProbeClient
 from predictor.store import ModelStore, load_seed
@@ -16,9 +17,10 @@ NAMES = ("heuristic", *MODES)
 
 
 def build_predictor(name: str, **deps: Any) -> Predictor:
-    """`deps`: `redis` (redis.asyncio client: model pick-up and the prediction cache), `http`
-    (httpx.AsyncClient for the probes), `settings` (router Settings), optionally `config`
-    (a PredictorConfig, overriding what settings give)."""
+    """`deps`: `redis` (redis.asyncio client: model pick-up, the prediction cache, the per-prefix
+    memory), `http` (httpx.AsyncClient for the probes), `settings` (router Settings), optionally
+    `config` (a PredictorConfig, overriding what settings give) and `queue_depth` (an async callable:
+    requests waiting in the gateway's queue; with it, nothing is probed while the queue is empty)."""
     if name == "heuristic":
         return HeuristicPredictor()
     if name not in MODES:
@@ -28,5 +30,8 @@ def build_predictor(name: str, **deps: Any) -> Predictor:
         raise ValueError(f"predictor {name!r} needs an http client (build_predictor(..., http=...))")
     config = deps.get("config") or PredictorConfig.from_settings(deps.get("settings"))
     store = ModelStore(redis, config.refresh_s, seed=load_seed())
-    predictor: Predictor = ProbePredictor(name, ProbeClient(http, config), store, config)
-    return CachedPredictor(predictor, redis, config.cache_ttl_s) if redis is not None else predictor
+    memory = PrefixMemory(redis, config.cache_ttl_s) if redis is not None else None
+    predictor: Predictor = ProbePredictor(
+        name, ProbeClient(http, config), store, config, queue_depth=deps.get("queue_depth"), memory=memory
+    )
+    return CachedPredictor(predictor, redis, config.cache_ttl_s, store) if redis is not None else predictor

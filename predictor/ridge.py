@@ -27,14 +27,22 @@ class RidgeLength:
     kind = "ridge"
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, capped: np.ndarray, em_rounds: int = 3) -> RidgeLength:
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        capped: np.ndarray,
+        em_rounds: int = 3,
+        weight: np.ndarray | None = None,
+        alphas: np.ndarray = _ALPHAS,
+    ) -> RidgeLength:
         mu, sd = x.mean(0), x.std(0) + 1e-6
         xs = (x - mu) / sd
         z = np.log1p(np.asarray(y, float))
         capped = np.asarray(capped, bool)
-        alpha = float(RidgeCV(alphas=_ALPHAS).fit(xs, z).alpha_)
+        alpha = float(RidgeCV(alphas=np.atleast_1d(alphas)).fit(xs, z, sample_weight=weight).alpha_)
         target = z.copy()
-        reg = Ridge(alpha=alpha).fit(xs, target)
+        reg = Ridge(alpha=alpha).fit(xs, target, sample_weight=weight)
         sigma = _spread(reg.predict(xs), z, capped)
         for _ in range(em_rounds if capped.any() else 0):
             pred = reg.predict(xs)
@@ -43,7 +51,7 @@ class RidgeLength:
             target[capped] = np.maximum(
                 z[capped], pred[capped] + sigma * norm.pdf(a) / np.maximum(norm.sf(a), 1e-9)
             )
-            reg = Ridge(alpha=alpha).fit(xs, target)
+            reg = Ridge(alpha=alpha).fit(xs, target, sample_weight=weight)
             sigma = _spread(reg.predict(xs), z, capped)
         return cls(mu, sd, reg.coef_.astype(float), float(reg.intercept_), sigma)
 

@@ -1,3 +1,4 @@
+import asyncio
 import json
 
 import pytest
@@ -31,9 +32,9 @@ async def test_identical_prompts_are_answered_from_redis(redis_client):
     # Cached uncapped, capped per request.
     assert (first.length, first.p90) == (100, 100) and (second.length, second.p90) == (300, 700)
     assert first.features["max_tokens_seen"] is None and second.features["cache_hit"] is True
-    ttl = await redis_client.pttl(cached.key(req))
+    ttl = await redis_client.pttl(await cached.key(req))
     assert 0 < ttl <= 60_000
-    assert json.loads(await redis_client.get(cached.key(req)))["source"] == "counting"
+    assert json.loads(await redis_client.get(await cached.key(req)))["source"] == "counting"
 
 
 async def test_different_prompt_or_model_misses(redis_client):
@@ -46,8 +47,6 @@ async def test_different_prompt_or_model_misses(redis_client):
 
 
 async def test_entries_expire(redis_client):
-    import asyncio
-
     inner = CountingPredictor()
     cached = CachedPredictor(inner, redis_client, ttl_s=0.05)
     await cached.predict(PredictRequest("a"))
@@ -72,6 +71,38 @@ class FailingProbePredictor(CountingPredictor):
 
 async def test_fallbacks_after_a_failed_probe_are_not_cached(redis_client):
     inner = FailingProbePredictor()
+    cached = CachedPredictor(inner, redis_client, ttl_s=60)
+    await cached.predict(PredictRequest("a"))
+    await cached.predict(PredictRequest("a"))
+    assert inner.calls == 2
+
+
+async def test_a_newly_published_model_version_misses_the_cache(redis_client):
+    from predictor.bundle import ModelBundle
+    from predictor.features import FeatureSpec
+    from predictor.store import ModelStore, publish
+
+    inner = CountingPredictor()
+    store = ModelStore(redis_client, refresh_s=0.001)
+    cached = CachedPredictor(inner, redis_client, ttl_s=3600, store=store)
+    await publish(redis_client, ModelBundle(FeatureSpec()))
+    await cached.predict(PredictRequest("a"))
+    await cached.predict(PredictRequest("a"))
+    assert inner.calls == 1
+    await publish(redis_client, ModelBundle(FeatureSpec()))
+    await asyncio.sleep(0.01)
+    await cached.predict(PredictRequest("a"))
+    assert inner.calls == 2 and store.version == 2
+
+
+class SkippingPredictor(CountingPredictor):
+    async def predict(self, req: PredictRequest) -> Prediction:
+        self.calls += 1
+        return Prediction(120.0, 300.0, "heuristic", {"probe_skipped": "idle"})
+
+
+async def test_answers_without_a_probe_are_not_cached(redis_client):
+    inner = SkippingPredictor()
     cached = CachedPredictor(inner, redis_client, ttl_s=60)
     await cached.predict(PredictRequest("a"))
     await cached.predict(PredictRequest("a"))
