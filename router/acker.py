@@ -3,6 +3,9 @@
 One pipeline carries every job that finished within `delay_s` of the first (and while the previous
 pipeline was in flight), so the gateway pays one round trip for many requests. Nothing waits on
 these writes: the answer has already gone to the client; a lease acked `delay_s` later is harmless.
+A failed write is retried until Redis takes it (backoff up to `max_backoff_s`), and the jobs stay
+`unacked()` meanwhile so the dispatcher keeps renewing their leases: an answered job is never
+reaped and run again because Redis blinked.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import redis.asyncio as redis
 from router.job import Job
 from router.queue import RedisQueue
 from router.records import Outcome, add_record
+from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
 
 log = logging.getLogger("skipjoin.acker")
@@ -29,10 +33,16 @@ class Acker:
         usage: TenantUsage,
         clock: Callable[[], float],
         delay_s: float = 0.02,
+        max_backoff_s: float = 1.0,
     ):
         self.r, self.queue, self.usage, self.clock, self.delay_s = client, queue, usage, clock, delay_s
+        self.max_backoff_s = max_backoff_s
         self._pending: list[tuple[Job, Outcome | None]] = []
+        self._writing: list[tuple[Job, Outcome | None]] = []
         self._task: asyncio.Task | None = None
+
+    def unacked(self) -> list[Job]:
+        return [job for job, _ in self._writing + self._pending]
 
     def add(self, job: Job, out: Outcome | None) -> None:
         """Ack `job`; with an outcome, also record it and count its tokens for its tenant."""
@@ -43,14 +53,20 @@ class Acker:
     async def _flush(self) -> None:
         await asyncio.sleep(self.delay_s)  # jobs finishing meanwhile join the batch
         while self._pending:
-            batch, self._pending = self._pending, []
-            for attempt in range(3):
+            self._writing, self._pending = self._pending, []
+            attempt = 0
+            while True:
                 try:
-                    await self._write(batch)
+                    await self._write(self._writing)
                     break
-                except Exception as exc:  # noqa: BLE001 - never lose acks silently: leases would expire
-                    log.warning("ack of %d jobs failed (attempt %d): %s", len(batch), attempt + 1, exc)
-                    await asyncio.sleep(0.1 * (attempt + 1))
+                except (redis.RedisError, OSError) as exc:
+                    attempt += 1
+                    log.warning("ack of %d jobs failed (attempt %d): %s", len(self._writing), attempt, exc)
+                    await asyncio.sleep(min(self.max_backoff_s, 0.05 * 2**attempt))
+                except Exception:  # noqa: BLE001 - a bad batch must not block the ones after it
+                    log.exception("ack of %d jobs dropped", len(self._writing))
+                    break
+            self._writing = []
 
     async def _write(self, batch: list[tuple[Job, Outcome | None]]) -> None:
         now = self.clock()
@@ -62,6 +78,9 @@ class Acker:
                     self.usage.add(pipe, job.tenant, out.prompt_tokens + out.output_tokens, now)
             await pipe.execute()
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Wait for pending acks (at most `timeout_s`: on shutdown with Redis down, their leases
+        expire and the reaper fails the jobs; their answers were already delivered)."""
         if self._task is not None:
-            await self._task
+            _, pending = await asyncio.wait({self._task}, timeout=timeout_s)
+            await cancel_and_wait(pending)

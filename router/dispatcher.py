@@ -18,14 +18,16 @@ import httpx
 import redis.asyncio as redis
 
 from router.acker import Acker
-from router.events import ERROR, Event, Inbox, LocalSink, RemoteSink
+from router.events import ERROR, Event, Inbox
 from router.job import Job
 from router.metrics import Metrics
+from router.outage import RedisWatch
 from router.placement import RequestInfo, buckets_for_role, choose_replica, has_room
 from router.queue import Popped, RedisQueue
 from router.records import Outcome
 from router.replica import Replica
 from router.schemas import error_body
+from router.sinks import LeaseLost, Sinks
 from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
 from router.upstream import Forward, UpstreamUnavailable, fetch_load
@@ -80,6 +82,8 @@ class Dispatcher:
         )
         self._wake = asyncio.Event()
         self.acker = Acker(client, queue, usage, clock)
+        self.sinks = Sinks(client, owner, inbox, cfg.result_ttl_s)
+        self.watch = RedisWatch(cfg.lease_s)
         self._jobs: dict[str, tuple[Job, Replica]] = {}
         self._client_cancelled: set[str] = set()
         self._timed_out: set[str] = set()
@@ -148,6 +152,7 @@ class Dispatcher:
             try:
                 await self._drain()
             except (redis.RedisError, OSError) as exc:
+                self.watch.failed()
                 log.warning("dispatch: %s", exc)
                 await asyncio.sleep(self.cfg.poll_interval_s)
 
@@ -170,7 +175,7 @@ class Dispatcher:
         buckets, count = self._room()
         if not count or job.bucket not in buckets:
             return await self.queue.push(job, publish=True)
-        depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1)
+        depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1, self.watch.settled)
         self._started(popped)
         if depth - len(popped.jobs) - popped.dropped > 0:
             self._backlog = True
@@ -187,7 +192,7 @@ class Dispatcher:
             buckets, count = self._room()
             if not count:
                 return
-            popped = await self.queue.pop(buckets, self.owner, count)
+            popped = await self.queue.pop(buckets, self.owner, count, self.watch.settled)
             self._started(popped)
             if len(popped.jobs) < count:
                 self._backlog = False  # the queue ran dry
@@ -212,14 +217,8 @@ class Dispatcher:
         task.cancel()
 
     # --- one job ---
-    def _sink(self, job: Job):
-        box = self.inbox.local(job.id)
-        if box is not None:
-            return LocalSink(box)
-        return RemoteSink(self.r, job.id, job.front, self.cfg.result_ttl_s)
-
     async def _run(self, job: Job, replica: Replica) -> None:
-        sink = self._sink(job)
+        sink = self.sinks.for_job(job)
         try:
             out = await Forward(replica.pool, replica.url, job, sink).run()
             await self._finish(job, out)
@@ -228,6 +227,8 @@ class Dispatcher:
             await self._fail(
                 job, sink, _error_event(503, f"engine unavailable: {exc}", "upstream_unavailable")
             )
+        except LeaseLost:
+            log.warning("job %s: lease lost; stopped (another dispatcher holds it)", job.id)
         except asyncio.CancelledError:
             if job.id in self._timed_out:
                 await self._fail(job, sink, _error_event(503, "engine timed out", "upstream_timeout"))
@@ -248,7 +249,12 @@ class Dispatcher:
                 self._wake.set()
 
     async def _fail(self, job: Job, sink, ev: Event) -> None:
-        await sink.send(ev)
+        try:
+            await sink.send(ev)
+        except LeaseLost:
+            return  # the job is another dispatcher's now: its answer is theirs to give
+        except (redis.RedisError, OSError) as exc:
+            log.warning("job %s: error event not delivered: %s", job.id, exc)
         self.acker.add(job, None)
 
     async def _finish(self, job: Job, out: Outcome) -> None:
@@ -260,14 +266,24 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.cfg.lease_s / 3)
             try:
-                for job_id in await self.queue.renew([j for j, _ in self._jobs.values()]):
-                    self.cancel(job_id, ack=False)
-                requeued, failed, _ = await self.queue.reap()
-                if requeued or failed:
-                    self.metrics.reaped.inc(requeued + failed)
-                    self._wake.set()
+                await self._upkeep(self.watch.settled)
+                self.watch.ok()
             except (redis.RedisError, OSError) as exc:
+                self.watch.failed()
                 log.warning("lease upkeep: %s", exc)
+
+    async def _upkeep(self, settled: bool) -> None:
+        """Renew what this dispatcher holds (running, or answered and not yet acked); reap expired
+        leases only once Redis has been up for a lease (see outage.py)."""
+        held = [j for j, _ in self._jobs.values()] + self.acker.unacked()
+        for job_id in await self.queue.renew(held, self.owner, check_fronts=settled):
+            self.cancel(job_id, ack=False)
+        if not settled:
+            return
+        requeued, failed, _ = await self.queue.reap()
+        if requeued or failed:
+            self.metrics.reaped.inc(requeued + failed)
+            self._wake.set()
 
     async def _poll_load(self, replica: Replica) -> None:
         before = replica.window(self.cfg.window)

@@ -64,33 +64,68 @@ class Inbox:
 STALLED = json.dumps(
     error_body("no answer from the dispatching gateway", type_="server_error", code="stalled")
 )
+LOST = json.dumps(
+    error_body("the request was lost by the gateway; retry it", type_="server_error", code="lost")
+)
+RERUN = json.dumps(
+    error_body(
+        "the dispatching gateway stopped mid-answer; retry the request",
+        type_="server_error",
+        code="dispatcher_lost",
+    )
+)
 
 
-async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: float, stall_s: float):
-    """Yield the request's events until DONE or ERROR, wherever they come from. A Redis stream
-    silent for `stall_s` ends with an ERROR (its writer and every reaper are gone)."""
+async def _look(client: redis.Redis, job_id: str) -> tuple[bool, bool]:
+    """(the job's result stream exists, the job still exists); (False, True) if Redis is down."""
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.result(job_id))
+            pipe.exists(keys.job(job_id))
+            stream, job = await pipe.execute()
+        return bool(stream), bool(job)
+    except (redis.RedisError, OSError):
+        return False, True
+
+
+async def _local(box: Mailbox, client: redis.Redis, job_id: str, check_s: float):
+    """Events from this process's dispatcher until they move to Redis (yields None then)."""
     loop = asyncio.get_running_loop()
-    last = loop.time()
     while True:
-        if not box.remote:
-            # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
-            timer = loop.call_later(check_s, box.queue.put_nowait, _TICK)
-            try:
-                ev = await box.queue.get()
-            finally:
-                timer.cancel()
-            if ev is _TICK:
-                # A missed pub/sub note must not strand the client: look for the stream.
-                if await client.exists(keys.result(job_id)):
-                    box.remote = True
-                continue
-            if not isinstance(ev, Event):
-                continue
+        # A timer rather than asyncio.timeout: on 3.11 a timeout racing a cancel can swallow it.
+        timer = loop.call_later(check_s, box.queue.put_nowait, _TICK)
+        try:
+            ev = await box.queue.get()
+        finally:
+            timer.cancel()
+        if ev is _TICK:
+            # A missed pub/sub note must not strand the client: look for the stream, or the job.
+            stream, alive = await _look(client, job_id)
+            if stream:
+                box.remote = True
+            elif not alive:
+                yield Event(ERROR, LOST.encode(), 503)
+                return
+        elif isinstance(ev, Event):
             yield ev
             if ev.kind != CHUNK:
                 return
-            continue
-        got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=int(check_s * 1000))
+        if box.remote:
+            yield None
+            return
+
+
+async def _remote(box: Mailbox, client: redis.Redis, job_id: str, check_s: float, stall_s: float):
+    """Events from the job's Redis stream; silent for `stall_s` (its writer and every reaper gone,
+    or Redis down that long): an ERROR."""
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    while True:
+        try:
+            got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=int(check_s * 1000))
+        except (redis.RedisError, OSError):
+            got = None
+            await asyncio.sleep(min(check_s, 0.5))
         if got:
             last = loop.time()
         elif loop.time() - last > stall_s:
@@ -105,35 +140,22 @@ async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: f
                     return
 
 
-class LocalSink:
-    def __init__(self, box: Mailbox):
-        self.box = box
-
-    async def send(self, ev: Event) -> None:
-        self.box.queue.put_nowait(ev)
-
-
-class RemoteSink:
-    """Writes events to the job's Redis stream; the first one also tells the front to read it."""
-
-    def __init__(self, client: redis.Redis, job_id: str, front: str, ttl_s: int):
-        self.r = client
-        self.job_id = job_id
-        self.front = front
-        self.ttl_s = ttl_s
-        self.sent = 0
-
-    async def send(self, ev: Event) -> None:
-        key = keys.result(self.job_id)
-        fields = {b"k": ev.kind, b"d": ev.data, b"s": str(ev.status).encode()}
-        if self.sent:
-            await self.r.xadd(key, fields)
-        else:
-            async with self.r.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, fields)
-                pipe.expire(key, self.ttl_s)
-                if ev.kind == CHUNK:  # from here on, a re-run would duplicate text
-                    pipe.hset(keys.job(self.job_id), b"started", b"1")
-                pipe.publish(keys.moved(self.front), self.job_id)
-                await pipe.execute()
-        self.sent += 1
+async def read_events(box: Mailbox, client: redis.Redis, job_id: str, check_s: float, stall_s: float):
+    """Yield the request's events until DONE or ERROR, wherever they come from. Text delivered
+    from this process is never followed by a re-run's text from Redis: that ends with an ERROR."""
+    delivered = 0
+    if not box.remote:
+        async for ev in _local(box, client, job_id, check_s):
+            if ev is None:
+                break
+            delivered += ev.kind == CHUNK
+            yield ev
+            if ev.kind != CHUNK:
+                return
+    async for ev in _remote(box, client, job_id, check_s, stall_s):
+        if delivered and ev.kind != ERROR:
+            yield Event(ERROR, RERUN.encode(), 503)
+            return
+        yield ev
+        if ev.kind != CHUNK:
+            return

@@ -24,7 +24,7 @@ from predictor.heuristic import HeuristicPredictor
 from router import keys
 from router.auth import Caller
 from router.errors import ApiError
-from router.events import CHUNK, DONE, ERROR, Event, Inbox, read_events
+from router.events import CHUNK, DONE, ERROR, Event, Inbox, Mailbox, read_events
 from router.job import Job
 from router.metrics import Metrics
 from router.placement import bucket_of
@@ -64,6 +64,13 @@ class Disconnected(Exception):
 async def _disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def _unavailable(exc: Exception) -> ApiError:
+    log.warning("queue unavailable: %s", exc)
+    return ApiError(
+        503, "queue unavailable; retry later", code="queue_unavailable", headers={"Retry-After": "1"}
+    )
 
 
 def home_replica(prefix_key: str, engine_urls: tuple[str, ...]) -> str:
@@ -178,9 +185,7 @@ class Front:
     async def respond(
         self, request: Request, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
     ) -> Response:
-        job = await self.build_job(kind, req, caller)
-        box = self.inbox.open(job.id)
-        depth = await self.admit(job)
+        job, box, depth = await self._enqueue(kind, req, caller)
         if depth < 0:
             self._close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
@@ -205,6 +210,21 @@ class Front:
         return StreamingResponse(
             self._sse(job.id, first, events), media_type="text/event-stream", headers=SSE_HEADERS
         )
+
+    async def _enqueue(
+        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+    ) -> tuple[Job, Mailbox, int]:
+        """Build and queue the job; Redis down: 503 with Retry-After (nothing was queued)."""
+        try:
+            job = await self.build_job(kind, req, caller)
+        except (redis.RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        box = self.inbox.open(job.id)
+        try:
+            return job, box, await self.admit(job)
+        except (redis.RedisError, OSError) as exc:
+            self._close(job.id)
+            raise _unavailable(exc) from exc
 
     async def _first(self, request: Request, events: AsyncIterator[Event]) -> Event:
         """The first event, unless the client leaves or the request times out first."""

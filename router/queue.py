@@ -74,7 +74,9 @@ class RedisQueue:
             )
         )
 
-    async def push_pop(self, job: Job, buckets: Sequence[str], owner: str, count: int) -> tuple[int, Popped]:
+    async def push_pop(
+        self, job: Job, buckets: Sequence[str], owner: str, count: int, drop: bool = True
+    ) -> tuple[int, Popped]:
         """Queue `job`, then lease up to `count` lowest jobs from `buckets`: one round trip."""
         out = await self._push_pop(
             keys=[
@@ -84,14 +86,16 @@ class RedisQueue:
                 *self._all_queues,
                 *(keys.queue(b) for b in buckets),
             ],
-            args=[*self._push_args(job), len(self._all_queues), owner, self.cfg.lease_s, count],
+            args=[*self._push_args(job), len(self._all_queues), owner, self.cfg.lease_s, count, int(drop)],
         )
         return int(out[0]), self._popped(out[1:])
 
-    async def pop(self, buckets: Sequence[str], owner: str, count: int = 1) -> Popped:
-        """Lease up to `count` jobs, lowest stored score first across `buckets`."""
+    async def pop(self, buckets: Sequence[str], owner: str, count: int = 1, drop: bool = True) -> Popped:
+        """Lease up to `count` jobs, lowest stored score first across `buckets`; `drop`: discard
+        jobs whose front stopped heartbeating (False just after a Redis outage)."""
         out = await self._pop(
-            keys=[*(keys.queue(b) for b in buckets), keys.LEASES], args=[owner, self.cfg.lease_s, count]
+            keys=[*(keys.queue(b) for b in buckets), keys.LEASES],
+            args=[owner, self.cfg.lease_s, count, int(drop)],
         )
         return self._popped(out)
 
@@ -100,11 +104,12 @@ class RedisQueue:
         jobs = [Job.loads(out[i + 1], int(out[i + 2])) for i in range(1, len(out), 3)]
         return Popped(jobs, int(out[0]))
 
-    async def renew(self, jobs: Sequence[Job]) -> list[str]:
-        """Extend the leases of `jobs`; returns the ids to abandon (reaped, cancelled, front gone)."""
+    async def renew(self, jobs: Sequence[Job], owner: str, check_fronts: bool = True) -> list[str]:
+        """Extend `owner`'s leases of `jobs`; returns the ids to abandon (lease lost to a reaper or
+        another dispatcher, cancelled, front gone)."""
         if not jobs:
             return []
-        args: list[object] = [self.cfg.lease_s]
+        args: list[object] = [self.cfg.lease_s, owner, int(check_fronts)]
         for job in jobs:
             args += [job.id, job.front]
         return [

@@ -19,10 +19,11 @@ end
 """
 
 # Pop up to `want` jobs, lowest stored score first across `queues`, and lease them to `owner`.
-# A job whose front (the process holding its client) no longer heartbeats is dropped here, never
-# run. Returns {dropped, id1, payload1, attempts1, id2, ...}.
+# With `drop` = '1', a job whose front (the process holding its client) no longer heartbeats is
+# dropped here, never run; just after a Redis outage heartbeats may have lapsed while their fronts
+# live, so the caller passes '0' then. Returns {dropped, id1, payload1, attempts1, id2, ...}.
 _POP_FN = """
-local function pop(queues, leases, owner, lease_s, want)
+local function pop(queues, leases, owner, lease_s, want, drop)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   local out = {0}
@@ -39,7 +40,7 @@ local function pop(queues, leases, owner, lease_s, want)
     redis.call('ZREM', bestkey, best)
     local jk = 'skipjoin:job:' .. best
     local h = redis.call('HMGET', jk, 'front', 'payload', 'attempts')
-    if h[1] and redis.call('EXISTS', 'skipjoin:front:' .. h[1]) == 1 then
+    if h[1] and (drop ~= '1' or redis.call('EXISTS', 'skipjoin:front:' .. h[1]) == 1) then
       redis.call('HSET', jk, 'owner', owner)
       redis.call('ZADD', leases, now + tonumber(lease_s), best)
       table.insert(out, best)
@@ -67,20 +68,21 @@ return depth
 """
 )
 
-# KEYS: queues..., leases.  ARGV: owner, lease seconds, max count.
+# KEYS: queues..., leases.  ARGV: owner, lease seconds, max count, drop orphans ('1'/'0').
 POP = (
     _POP_FN
     + """
 local queues = {}
 for i = 1, #KEYS - 1 do table.insert(queues, KEYS[i]) end
-return pop(queues, KEYS[#KEYS], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return pop(queues, KEYS[#KEYS], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 """
 )
 
 # The hot path of a gateway whose own dispatcher has room: queue the job and pop the lowest jobs
 # (often this one) in one round trip; the global order is unchanged.
 # KEYS: job hash, target queue, leases, every queue (ARGV[7] of them), queues to pop from...
-# ARGV: id, score, max depth, payload, bucket, front, n every-queues, owner, lease seconds, count.
+# ARGV: id, score, max depth, payload, bucket, front, n every-queues, owner, lease seconds, count,
+# drop orphans.
 # Returns {depth, dropped, id1, payload1, attempts1, ...}; depth -1: full, nothing popped.
 PUSH_POP = (
     _PUSH_FN
@@ -92,7 +94,7 @@ for i = 4, 3 + n_all do table.insert(depthkeys, KEYS[i]) end
 for i = 4 + n_all, #KEYS do table.insert(popkeys, KEYS[i]) end
 local depth = push(KEYS[1], KEYS[2], depthkeys, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 if depth < 0 then return {-1, 0} end
-local out = pop(popkeys, KEYS[3], ARGV[8], ARGV[9], tonumber(ARGV[10]))
+local out = pop(popkeys, KEYS[3], ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11])
 table.insert(out, 1, depth)
 return out
 """
@@ -148,21 +150,25 @@ redis.call('PUBLISH', 'skipjoin:cancel', ARGV[1])
 return 2
 """
 
-# Renew the caller's leases; returns the ids it should abandon: lease lost (reaped: someone else
-# may run it now), or job cancelled / front gone (nobody is left to read the answer: the job is
-# deleted here). KEYS: leases.  ARGV: lease seconds, id, front, id, front, ...
+# Renew the caller's leases; returns the ids it should abandon: lease lost (reaped, or leased to
+# another dispatcher since: only the owner written at pop may extend it, and Redis is left alone),
+# or job cancelled / front gone (nobody is left to read the answer: the job is deleted here; with
+# check_fronts '0', as just after an outage, a lapsed heartbeat is not taken as gone).
+# KEYS: leases.  ARGV: lease seconds, owner, check_fronts, id, front, id, front, ...
 RENEW = """
 local t = redis.call('TIME')
 local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+local owner, check_fronts = ARGV[2], ARGV[3] == '1'
 local abandon = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local id, front = ARGV[i], ARGV[i + 1]
-  if not redis.call('ZSCORE', KEYS[1], id) then
+  local jk = 'skipjoin:job:' .. id
+  if not redis.call('ZSCORE', KEYS[1], id) or redis.call('HGET', jk, 'owner') ~= owner then
     table.insert(abandon, id)
-  elseif redis.call('EXISTS', 'skipjoin:front:' .. front) == 0
-         or redis.call('HEXISTS', 'skipjoin:job:' .. id, 'cancelled') == 1 then
+  elseif (check_fronts and redis.call('EXISTS', 'skipjoin:front:' .. front) == 0)
+         or redis.call('HEXISTS', jk, 'cancelled') == 1 then
     redis.call('ZREM', KEYS[1], id)
-    redis.call('DEL', 'skipjoin:job:' .. id)
+    redis.call('DEL', jk)
     table.insert(abandon, id)
   else
     redis.call('ZADD', KEYS[1], until_, id)

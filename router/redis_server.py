@@ -35,9 +35,23 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server child process on 127.0.0.1:<port>, stopped by `stop()` or on context exit."""
+    """A redis-server child process on 127.0.0.1:<port>, stopped by `stop()` or on context exit.
 
-    def __init__(self, port: int | None = None, persist_dir: str | None = None):
+    `appendonly`: persist every write to an append-only file in `dir`, fsynced every second (a
+    crash of the machine loses at most the last second; `appendfsync="always"` loses nothing, at
+    a cost per write). A stopped server started again on the same `persist_dir` has its data back.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        persist_dir: str | None = None,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+    ):
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError("appendfsync must be always, everysec or no")
+        self.appendonly, self.appendfsync = appendonly, appendfsync
         self.port = port or free_port()
         self._tmp = None if persist_dir else tempfile.TemporaryDirectory(prefix="skipjoin-redis-")
         self.dir = persist_dir or self._tmp.name  # type: ignore[union-attr]
@@ -51,7 +65,8 @@ class RedisServer:
         os.makedirs(self.dir, exist_ok=True)
         args = [
             redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-            "--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
+            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.appendfsync, "--protected-mode", "no", "--loglevel", "warning",
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

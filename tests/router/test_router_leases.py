@@ -100,7 +100,7 @@ async def test_cancel_removes_queued_and_flags_leased(redis_client):
     await q.pop(["all"], owner="d1")
     assert await q.cancel("y") == 1 and await q.depth() == 0
     assert await q.cancel("x") == 2  # leased: flagged, dispatchers told
-    assert await q.renew([job("x", 1.0)]) == ["x"]  # the holder learns to abandon it
+    assert await q.renew([job("x", 1.0)], "d1") == ["x"]  # the holder learns to abandon it
     assert not await redis_client.exists(keys.job("x"))
 
 
