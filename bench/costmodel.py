@@ -34,6 +34,9 @@ class CostModel:
     kv_bytes_per_token: float
     swap_gbps: float  # host<->device copy bandwidth, each way, GB/s
     swap_overlap: float = 0.0  # share of an iteration's compute a copy can hide behind
+    # The engine can leave a request out of a step and keep its KV (vLLM); False: every
+    # preemption frees the KV (a swap), as in FastServe's and SGLang's.
+    can_pause: bool = True
 
     def __post_init__(self) -> None:
         if min(self.step_base_s, self.step_per_seq_s, self.step_per_ctx_s, self.prefill_base_s,
@@ -120,5 +123,8 @@ def parse_overrides(items: list[str]) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"cost override {item!r}: expected one of {sorted(fields)}=value")
-        out[key] = int(value) if fields[key] == "int" else float(value)
+        if fields[key] == "bool":
+            out[key] = value.lower() in ("1", "true", "yes")
+        else:
+            out[key] = int(value) if fields[key] == "int" else float(value)
     return out

@@ -1,5 +1,9 @@
 """One simulated engine replica: continuous batching driven by an `engine.policy` Policy.
 
+Every decision (admission order, pauses, evictions on KV shortage, the candidates a plan sees,
+when to plan again) is the policy's; this file only keeps time and KV books. Paused requests
+keep their KV on the device; evicted ones go to the host tier (swap copies charged).
+
 Event skipping: between events the batch runs `k` identical decode iterations in one go, and a
 request's token count is brought up to date (`Policy.on_tokens(seq, n, now)`) only when someone
 looks at it: at its completion, its MLFQ level change (`tokens_to_next_event`), a preemption, or a
@@ -18,23 +22,17 @@ import math
 from dataclasses import dataclass, field
 
 from bench.costmodel import CostModel
-from engine.policy import Capacity, MLFQPolicy, Phase, Policy, SeqState, kv_need
-
-# Non-preemptive policies see only the best `slots + BACKFILL` waiting requests per plan (their
-# keys do not change while waiting, so a heap keeps them in order); backfill looks this far.
-BACKFILL = 16
-# Preemptive policies' keys can change while waiting (MLFQ promotion), so the best
-# `slots + WINDOW` are chosen afresh at each plan; only they may be admitted or preempt.
-WINDOW = 64
+from engine.policy import Capacity, Phase, Policy, SeqState, kv_need
 
 
 class Job:
     __slots__ = ("seq", "idx", "out_len", "gen_iter", "kv0", "iter0", "version", "first", "done",
-                 "prefix_id", "prefix_len", "replica")
+                 "prefix_id", "prefix_len", "replica", "held")
 
     def __init__(self, seq: SeqState, idx: int, out_len: int, prefix_id: int = -1, prefix_len: int = 0):
         self.seq, self.idx, self.out_len = seq, idx, out_len
         self.gen_iter = self.kv0 = self.iter0 = self.version = 0
+        self.held = 0  # device KV it keeps while paused
         self.first: float | None = None
         self.done: float | None = None
         self.prefix_id, self.prefix_len = prefix_id, prefix_len
@@ -54,8 +52,9 @@ class Block:
 @dataclass
 class EngineStats:
     iterations: int = 0
-    preemptions: int = 0
-    kv_preemptions: int = 0
+    preemptions: int = 0  # pauses plus evictions of running requests
+    pauses: int = 0
+    kv_preemptions: int = 0  # evictions the policy chose because KV ran short
     swapped_tokens: int = 0
     copy_charged_s: float = 0.0
     prefill_tokens: int = 0
@@ -67,13 +66,16 @@ class EngineSim:
     def __init__(self, policy: Policy, cost: CostModel):
         self.policy, self.cost = policy, cost
         self.preemptive = policy.preemptive and policy.config.preempt
-        self.mlfq = isinstance(policy, MLFQPolicy)
+        self.heap_queue = policy.static_keys and not self.preemptive  # else a plain list
+        self.slot_cap = policy.config.active_cap(cost.max_batch)
         self.now = 0.0
         self.iter = 0
         self.ctx = 0  # KV tokens held by the running batch
+        self.held = 0  # KV tokens held by paused requests
         self.running: list[SeqState] = []
-        self.waiting: list[SeqState] = []  # preemptive policies: a plain list
-        self.wheap: list = []  # non-preemptive policies: (key, n, seq)
+        self.paused: list[SeqState] = []
+        self.waiting: list[SeqState] = []  # list queue
+        self.wheap: list = []  # heap queue: (key, n, seq)
         self.jobs: dict[SeqState, Job] = {}
         self.finish_heap: list = []
         self.level_heap: list = []
@@ -87,14 +89,14 @@ class EngineSim:
 
     # --- queries ------------------------------------------------------------------------------
     def n_waiting(self) -> int:
-        return len(self.waiting) + len(self.wheap)
+        return len(self.waiting) + len(self.wheap) + len(self.paused)
 
     def load(self) -> int:
         return len(self.running) + self.n_waiting()
 
     def interruptible(self) -> bool:
         """Would a new arrival change what runs before the current block ends?"""
-        return self.preemptive or len(self.running) < self.cost.max_batch or self.block is None
+        return self.preemptive or len(self.running) < self.slot_cap or self.block is None
 
     def duration(self, j: int) -> float:
         b = self.block
@@ -125,7 +127,9 @@ class EngineSim:
         self._enqueue(seq, now)
 
     def _enqueue(self, seq: SeqState, now: float) -> None:
-        if self.preemptive:
+        if seq.phase is Phase.PAUSED:
+            self.paused.append(seq)
+        elif not self.heap_queue:
             self.waiting.append(seq)
         else:
             self._n += 1
@@ -133,12 +137,11 @@ class EngineSim:
 
     def take_waiting(self, n: int) -> list[SeqState]:
         """Give up the `n` worst-placed queued, never-started requests (rebalancing moves them)."""
-        pool = self.waiting if self.preemptive else [e[2] for e in self.wheap]
+        pool = self.waiting if not self.heap_queue else [e[2] for e in self.wheap]
         fresh = [s for s in pool if s.phase is Phase.WAITING and s.generated == 0]
-        fresh.sort(key=lambda s: self.policy.key(s, self.now), reverse=True)
-        out = fresh[:n]
+        out = self.policy.victim_order(fresh, self.now)[:n]
         gone = {id(s) for s in out}
-        if self.preemptive:
+        if not self.heap_queue:
             self.waiting = [s for s in self.waiting if id(s) not in gone]
         else:
             self.wheap = [e for e in self.wheap if id(e[2]) not in gone]
@@ -151,7 +154,7 @@ class EngineSim:
             self._sync(self.jobs[seq])
         out = []
         for seq in self.policy.victim_order(self.running, self.now)[:n]:
-            self._copy_s += self._preempt(seq)
+            self._copy_s += self._stop(seq, evict=True)
             out.append(self.jobs.pop(seq))
         return out
 
@@ -234,9 +237,12 @@ class EngineSim:
     # --- decisions ----------------------------------------------------------------------------
     def schedule(self) -> None:
         """At an iteration boundary: plan if anything could change, then lay out the next block."""
-        if self.n_waiting() and (self.preemptive or len(self.running) < self.cost.max_batch):
+        short = self._free() < len(self.running)
+        if short or len(self.running) > self.slot_cap or \
+                (self.n_waiting() and (self.preemptive or len(self.running) < self.slot_cap)):
             self._plan()
-        self._copy_s += self._relieve_kv()
+        if self._free() < len(self.running):
+            raise RuntimeError("the policy left the running set without KV for its next step")
         if not self.running:
             self.block, self.horizon = None, math.inf
             if self._reject_unfittable() and self.n_waiting():
@@ -251,79 +257,93 @@ class EngineSim:
 
     def _block_len(self, b: int) -> int:
         k = self.finish_heap[0][0] - self.iter if self.finish_heap else 1
-        k = min(k, (self.cost.kv_tokens - self.ctx) // b)
+        k = min(k, self._free() // b)
         if self.preemptive and self.n_waiting():
             if self.level_heap:
                 k = min(k, self.level_heap[0][0] - self.iter)
-            deadline = self._promotion_deadline()
+            deadline = self.policy.next_event_time(self.waiting + self.paused, self.now)
             if deadline < math.inf:
                 k = min(k, self.iters_until(deadline - self.now))
         return max(int(k), 1)
 
-    def _promotion_deadline(self) -> float:
-        after = self.policy.promote_after() if self.mlfq else None
-        if after is None:
-            return math.inf
-        lasts = [s.last_run for s in self.waiting if s.level > 0]
-        return min(lasts) + after + 1e-9 if lasts else math.inf
-
     def _candidates(self, slots: int) -> list[SeqState]:
-        if self.preemptive:
-            if len(self.waiting) <= slots + WINDOW:
-                return self.waiting
-            self.policy.before_plan(self.waiting, self.now)
-            return heapq.nsmallest(slots + WINDOW, self.waiting, key=lambda s: self.policy.key(s, self.now))
-        out = []
-        while self.wheap and len(out) < slots + BACKFILL:
+        if not self.heap_queue:
+            return self.policy.candidates(self.waiting + self.paused, slots, self.now)
+        out = list(self.paused)
+        while self.wheap and len(out) - len(self.paused) < self.policy.window(slots):
             out.append(heapq.heappop(self.wheap)[2])
         return out
 
     def _plan(self) -> None:
-        slots = self.cost.max_batch - len(self.running)
+        slots = self.slot_cap - len(self.running)
         cands = self._candidates(slots)
-        if self.preemptive and (len(cands) > slots or sum(kv_need(s) for s in cands) > self._free()):
+        if self._free() < len(self.running) or slots < 0 or (self.preemptive and (
+                len(cands) > slots or sum(kv_need(s) for s in cands) > self._free())):
             for seq in self.running:
                 self._sync(self.jobs[seq])
-        cap = Capacity(self.cost.max_batch, self._free())
+        cap = Capacity(self.cost.max_batch, self._free(), can_pause=self.cost.can_pause)
         self.stats.plans += 1
+        before = self.policy.kv_evictions
         plan = self.policy.plan(self.running, cands, cap, self.now)
-        self._copy_s += sum(self._preempt(v) for v in plan.preempt)
+        self.stats.kv_preemptions += self.policy.kv_evictions - before
+        self._copy_s += sum(self._stop(v, evict=True) for v in plan.evict)
+        self._copy_s += sum(self._stop(v, evict=False) for v in plan.preempt)
         for seq in plan.admit:
             c, p, job = self._admit(seq)
             self._copy_s += c
             self._prefill_s += p
             if job.first is None:
                 self._new.append(job)
-        if self.preemptive:
+        self.paused = [s for s in self.paused if s.phase is Phase.PAUSED] + \
+            [s for s in plan.preempt if s.phase is Phase.PAUSED]
+        if not self.heap_queue:
             self.waiting = [s for s in self.waiting if s.phase is not Phase.RUNNING] + \
-                [v for v in plan.preempt if v.phase is not Phase.RUNNING]
+                [v for v in plan.evict if v.phase is not Phase.RUNNING]
         else:
-            for s in cands:
-                if s.phase is not Phase.RUNNING:
+            back = {id(s): s for s in [*cands, *plan.evict]}
+            for s in back.values():
+                if s.phase in (Phase.WAITING, Phase.SWAPPED):
                     self._enqueue(s, s.arrival)
 
     def _free(self) -> int:
-        return self.cost.kv_tokens - self.ctx
+        return self.cost.kv_tokens - self.ctx - self.held
 
-    def _preempt(self, seq: SeqState) -> float:
+    def _stop(self, seq: SeqState, evict: bool) -> float:
+        """Carry out a pause (KV kept) or an eviction (KV to host); return the copy seconds."""
         job = self.jobs[seq]
+        if seq.phase is Phase.PAUSED:  # evicting a paused request: its KV leaves the device
+            self.held -= job.held
+            self.policy.on_preempted(seq, "swapped", self.now)
+            self.stats.swapped_tokens += seq.context_len
+            return seq.context_len * self.cost.swap_s_per_token
         self._sync(job)
         job.version += 1
-        self.ctx -= job.kv0 + (self.iter - job.iter0)
+        kv = job.kv0 + (self.iter - job.iter0)
+        self.ctx -= kv
         self.running.remove(seq)
-        self.policy.on_preempted(seq, True, self.now)
         self.stats.preemptions += 1
+        if not evict:
+            job.held = kv
+            self.held += kv
+            self.policy.on_preempted(seq, "paused", self.now)
+            self.stats.pauses += 1
+            return 0.0
+        self.policy.on_preempted(seq, "swapped", self.now)
         self.stats.swapped_tokens += seq.context_len
         return seq.context_len * self.cost.swap_s_per_token
 
     def _admit(self, seq: SeqState) -> tuple[float, float, Job]:
         job = self.jobs[seq]
-        need = kv_need(seq)
         copy_s = prefill_s = 0.0
-        if seq.phase is Phase.SWAPPED:
+        if seq.phase is Phase.PAUSED:
+            need = job.held
+            self.held -= job.held
+        elif seq.phase is Phase.SWAPPED:
+            need = kv_need(seq)
             copy_s = seq.context_len * self.cost.swap_s_per_token
             self.stats.swapped_tokens += seq.context_len
         else:
+            need = kv_need(seq)
             tokens = max(seq.context_len - seq.cached_len, 1)
             prefill_s = self.cost.prefill_s(tokens)
             self.stats.prefill_tokens += tokens
@@ -335,26 +355,13 @@ class EngineSim:
         self.running.append(seq)
         self._n += 1
         heapq.heappush(self.finish_heap, (self.iter + job.out_len - seq.generated, self._n, job.version, job))
-        if self.mlfq:
-            self._push_level(job)
+        self._push_level(job)
         return copy_s, prefill_s, job
-
-    def _relieve_kv(self) -> float:
-        """KV exhausted: give up victims (the policy's order) until every runner can grow a token."""
-        copy_s = 0.0
-        while self.running and self._free() < len(self.running):
-            for seq in self.running:
-                self._sync(self.jobs[seq])
-            victim = self.policy.victim_order(self.running, self.now)[0]
-            copy_s += self._preempt(victim)
-            self.stats.kv_preemptions += 1
-            self._enqueue(victim, self.now)
-        return copy_s
 
     def _reject_unfittable(self) -> bool:
         """Nothing runs yet something waits: it can never fit the device; drop it (counted)."""
         keep = []
-        pool = self.waiting if self.preemptive else [e[2] for e in self.wheap]
+        pool = self.waiting if not self.heap_queue else [e[2] for e in self.wheap]
         for seq in pool:
             if kv_need(seq) > self.cost.kv_tokens:
                 self.stats.rejected += 1
@@ -363,8 +370,8 @@ class EngineSim:
             else:
                 keep.append(seq)
         if len(keep) != len(pool):
-            self.waiting = keep if self.preemptive else []
-            if not self.preemptive:
+            self.waiting = keep if not self.heap_queue else []
+            if self.heap_queue:
                 self.wheap = []
                 for s in keep:
                     self._enqueue(s, s.arrival)

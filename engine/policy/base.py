@@ -1,42 +1,30 @@
-"""The scheduling loop every policy shares: order the queue, fill the batch, maybe preempt.
+"""The scheduling loop every policy shares: order the queue, fill the batch, make room.
 
-Adapters (transformers, SGLang) and the simulator call the same four methods:
-`on_arrival`, `on_tokens`, `on_finish` and `plan`.
+Every driver (the vLLM and SGLang adapters, the simulator) calls the same methods; see the
+protocol in `engine/policy/__init__.py`. Subclasses change `key`, `victim_order` and `may_preempt`.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
+
+from engine.policy.budget import SwapBudget
 from engine.policy.config import PolicyConfig
 from engine.policy.lengths import LengthStats
-from engine.policy.plan import Capacity, CostEstimates, Plan, kv_need
-from engine.policy.seq import Phase, SeqState
-
-
-class SwapBudget:
-    """Token bucket of swap seconds: refills at `fraction` per wall second, holds `horizon_s` worth."""
-
-    def __init__(self, fraction: float, horizon_s: float = 10.0):
-        self.fraction = fraction
-        self.capacity = fraction * horizon_s
-        self.level = self.capacity
-        self.last = None
-
-    def refill(self, now: float) -> None:
-        if self.last is not None:
-            self.level = min(self.capacity, self.level + (now - self.last) * self.fraction)
-        self.last = now
-
-    def take(self, seconds: float) -> bool:
-        if seconds > self.level:
-            return False
-        self.level -= seconds
-        return True
+from engine.policy.plan import Capacity, CostEstimates, Plan, kv_held
+from engine.policy.planner import Planner
+from engine.policy.seq import PREEMPT_MODES, Phase, SeqState
 
 
 class Policy:
-    """Base: FCFS order, no preemption for priority. Subclasses change `key` and `may_preempt`."""
+    """Base: FCFS order, no preemption for priority."""
 
     preemptive = False
+    # Keys of waiting requests do not change while they wait: a driver may keep them in a heap
+    # ordered by `key` and show `plan` only the first `window(slots)`.
+    static_keys = True
 
     def __init__(self, config: PolicyConfig | None = None, costs: CostEstimates | None = None,
                  lengths: LengthStats | None = None):
@@ -46,6 +34,7 @@ class Policy:
         self.budget = SwapBudget(self.config.max_swap_fraction)
         self.preemptions = 0
         self.promotions = 0
+        self.kv_evictions = 0
 
     @classmethod
     def default_name(cls) -> str:
@@ -64,27 +53,57 @@ class Policy:
         seq.phase = Phase.FINISHED
         self.lengths.observe(seq.generated)
 
-    def on_preempted(self, seq: SeqState, swapped: bool, now: float) -> None:
-        """The adapter reports each preemption it carried out (for priority or for starvation)."""
-        seq.phase = Phase.SWAPPED if swapped else Phase.WAITING
+    def on_preempted(self, seq: SeqState, mode: str | bool, now: float) -> None:
+        """The driver reports each preemption it carried out: "paused" (KV kept on the device),
+        "swapped" (KV in a host tier) or "recomputed" (KV freed; set `cached_len` to what prefix
+        survives afterwards). A bool is still accepted for one release: True = swapped."""
+        if isinstance(mode, bool):
+            mode = "swapped" if mode else "recomputed"
+        if mode not in PREEMPT_MODES:
+            raise ValueError(f"preemption mode must be one of {sorted(PREEMPT_MODES)}, got {mode!r}")
+        seq.phase = PREEMPT_MODES[mode]
         seq.preemptions += 1
-        if not swapped:
+        if mode != "paused":
+            seq.evicted_at = now
+        if mode == "recomputed":
             seq.cached_len = 0
 
     # --- ordering ---------------------------------------------------------------------------
     def key(self, seq: SeqState, now: float) -> tuple:
         return (seq.arrival, seq.rid)
 
-    def victim_order(self, running: list[SeqState], now: float) -> list[SeqState]:
-        """Worst first: the requests to give up when room is needed (also on KV starvation)."""
-        return sorted(running, key=lambda s: self.key(s, now), reverse=True)
+    def victim_order(self, seqs: list[SeqState], now: float) -> list[SeqState]:
+        """Worst first: whom to pause or evict when room is needed (for priority, on the slot cap,
+        on KV shortage, for migration). Every driver uses this order, never its own."""
+        return sorted(seqs, key=lambda s: self.key(s, now), reverse=True)
 
-    def may_preempt(self, cand: SeqState, victims: list[SeqState], running: list[SeqState],
-                    now: float) -> bool:
+    def victim_band(self, seq: SeqState, now: float = 0.0) -> object:
+        """Victims with equal bands are equally bad; among them KV shortage takes the cheapest."""
+        return self.key(seq, now)
+
+    def shortage_victims(self, pool: list[SeqState], deficit: int, growth: int) -> list[SeqState]:
+        """Evictions freeing `deficit` KV tokens from `pool` (in victim order, paused first). Within
+        a band the smallest context that covers what is missing goes: the least copy or recompute."""
+        def frees(v: SeqState) -> int:
+            return kv_held(v) + (growth if v.phase is Phase.RUNNING else 0)
+
+        out: list[SeqState] = []
+        for _, group in itertools.groupby(pool, key=lambda s: (s.phase, self.victim_band(s))):
+            members = list(group)
+            while members and deficit > 0:
+                covering = [v for v in members if frees(v) >= deficit]
+                v = min(covering, key=frees) if covering else max(members, key=frees)
+                members.remove(v)
+                out.append(v)
+                deficit -= frees(v)
+            if deficit <= 0:
+                break
+        return out
+
+    def may_preempt(self, cand: SeqState, stop: list[SeqState], evict: list[SeqState],
+                    running: list[SeqState], now: float) -> bool:
+        """May `cand` take the place of `stop` (runners leaving the batch) and the KV of `evict`?"""
         return False
-
-    def before_plan(self, waiting: list[SeqState], now: float) -> None:
-        pass
 
     def expected_remaining(self, seq: SeqState) -> float:
         """Expected tokens still to generate: the prediction while it holds, then the learned tail."""
@@ -96,53 +115,37 @@ class Policy:
             rem = min(rem, seq.max_tokens - seq.generated)
         return max(rem, 1.0)
 
+    # --- waiting requests between plans ---------------------------------------------------
+    def before_plan(self, waiting: list[SeqState], now: float) -> None:
+        """Standing changes that happen by waiting (MLFQ promotion)."""
+
+    def next_event_time(self, waiting: list[SeqState], now: float) -> float:
+        """When a waiting request's standing next changes by itself (math.inf: never). A driver
+        that skips ahead in time must plan again by then."""
+        return math.inf
+
+    def tokens_to_next_event(self, seq: SeqState) -> float:
+        """Tokens a running request generates before its standing changes by itself (math.inf: never)."""
+        return math.inf
+
+    def window(self, slots: int) -> int:
+        """How many waiting requests (paused ones aside) one plan needs to see."""
+        return max(slots, 0) + self.config.candidate_window
+
+    def candidates(self, waiting: list[SeqState], slots: int, now: float) -> list[SeqState]:
+        """What to pass `plan` from a long queue: every paused request and the best `window(slots)`
+        of the rest. Short queues come back whole."""
+        self.before_plan(waiting, now)
+        n = self.window(slots)
+        if len(waiting) <= n:
+            return waiting
+        paused = [s for s in waiting if s.phase is Phase.PAUSED]
+        rest = [s for s in waiting if s.phase is not Phase.PAUSED]
+        return paused + heapq.nsmallest(n, rest, key=lambda s: self.key(s, now))
+
     # --- the decision -----------------------------------------------------------------------
     def plan(self, running: list[SeqState], waiting: list[SeqState], cap: Capacity, now: float) -> Plan:
+        """`running`: the active batch; `waiting`: waiting, paused and swapped requests."""
         self.budget.refill(now)
         self.before_plan(waiting, now)
-        plan = Plan()
-        slots = cap.max_seqs - len(running)
-        free = cap.free_kv_tokens - cap.growth_per_seq * len(running)
-        blocked: list[SeqState] = []
-        for cand in sorted(waiting, key=lambda s: self.key(s, now)):
-            need = kv_need(cand)
-            if slots > 0 and need <= free:
-                plan.admit.append(cand)
-                slots, free = slots - 1, free - need
-            else:
-                blocked.append(cand)
-                if not self.config.backfill:
-                    break
-        if blocked and self.preemptive and self.config.preempt:
-            self._preempt_for(blocked, running, plan, slots, free, now)
-        return plan
-
-    def _preempt_for(self, blocked: list[SeqState], running: list[SeqState], plan: Plan,
-                     slots: int, free: int, now: float) -> None:
-        pool = self.victim_order(running, now)
-        keys = [self.key(v, now) for v in pool]  # fixed within one plan: compute once
-        for cand in blocked:
-            if len(plan.preempt) >= self.config.max_preempt_per_step:
-                return
-            need = kv_need(cand)
-            cand_key = self.key(cand, now)
-            chosen: list[SeqState] = []
-            s, f = slots, free
-            for victim, vkey in zip(pool, keys, strict=True):
-                if vkey <= cand_key or victim in plan.preempt:
-                    continue
-                chosen.append(victim)
-                s, f = s + 1, f + victim.context_len + 1
-                if s > 0 and need <= f:
-                    break
-            if not chosen:
-                return  # `blocked` is in key order: no later candidate outranks any victim either
-            if s <= 0 or need > f or len(plan.preempt) + len(chosen) > \
-                    self.config.max_preempt_per_step:
-                continue
-            if not self.may_preempt(cand, chosen, [r for r in running if r not in plan.preempt], now):
-                continue
-            plan.preempt.extend(chosen)
-            plan.admit.append(cand)
-            slots, free = s - 1, f - need
-            self.preemptions += len(chosen)
+        return Planner(self, running, waiting, cap, now).build()

@@ -21,7 +21,7 @@ class PriorityPolicy(Policy):
         prio = seq.predicted_len if seq.predicted_len is not None else math.inf
         return (prio, seq.arrival, seq.rid)
 
-    def may_preempt(self, cand, victims, running, now) -> bool:
+    def may_preempt(self, cand, stop, evict, running, now) -> bool:
         return True
 
 
@@ -40,6 +40,7 @@ class SRPTPolicy(Policy):
     """Shortest remaining first with free preemption: with exact lengths, the lower bound."""
 
     preemptive = True
+    static_keys = False
 
     @classmethod
     def default_name(cls) -> str:
@@ -48,5 +49,5 @@ class SRPTPolicy(Policy):
     def key(self, seq: SeqState, now: float) -> tuple:
         return (self.expected_remaining(seq), seq.arrival, seq.rid)
 
-    def may_preempt(self, cand, victims, running, now) -> bool:
+    def may_preempt(self, cand, stop, evict, running, now) -> bool:
         return True

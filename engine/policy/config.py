@@ -35,6 +35,11 @@ class PolicyConfig:
     cost_guard: bool = True
     # Let a later request that fits run when an earlier one does not (keeps the batch full).
     backfill: bool = True
+    # Cap on the active batch (None: the engine's own). On a compute-bound engine the step time
+    # grows with the batch, so a smaller active set can lower mean latency.
+    max_active: int | None = None
+    # How many waiting requests beyond the free slots one plan considers (`Policy.candidates`).
+    candidate_window: int = 64
 
     def __post_init__(self) -> None:
         if self.name not in POLICY_NAMES:
@@ -57,6 +62,15 @@ class PolicyConfig:
             raise ValueError("max_swap_fraction must be in [0, 1]")
         if self.max_preempt_per_step < 0:
             raise ValueError("max_preempt_per_step must be >= 0")
+        if self.max_active is not None and (not isinstance(self.max_active, int)
+                                            or isinstance(self.max_active, bool) or self.max_active < 1):
+            raise ValueError("max_active must be an integer >= 1 or None")
+        if self.candidate_window < 0:
+            raise ValueError("candidate_window must be >= 0")
+
+    def active_cap(self, engine_slots: int) -> int:
+        """`Capacity.max_seqs` for an engine with `engine_slots` batch slots."""
+        return engine_slots if self.max_active is None else min(engine_slots, self.max_active)
 
     def quantum(self, level: int) -> float:
         return self.base_quantum * self.quantum_growth**level

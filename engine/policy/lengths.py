@@ -23,12 +23,14 @@ class LengthStats:
         self.counts = [0.0] * len(_MIDS)
         self.total = 0.0
         self._suffix: tuple[list[float], list[float]] | None = None  # (mass, mass*mid) from bin i on
+        self._memo: dict[float, float] = {}  # mean_residual by age, until the next observation
 
     def observe(self, length: int) -> None:
         i = min(bisect.bisect_right(_EDGES, length) - 1, len(_MIDS) - 1)
         self.counts[max(i, 0)] += 1.0
         self.total += 1.0
         self._suffix = None
+        self._memo.clear()
         if self.total > self.max_count:
             self.counts = [c / 2 for c in self.counts]
             self.total /= 2
@@ -37,6 +39,9 @@ class LengthStats:
         """E[L - age | L > age], blended with a memoryless prior while data are few."""
         # Bins whose midpoint lies below age + 0.5 count half a token each; the rest come from
         # suffix totals (recomputed after an observation), so a call costs O(1), not O(bins).
+        hit = self._memo.get(age)
+        if hit is not None:
+            return hit
         if self._suffix is None:
             self._suffix = self._suffix_sums()
         smass, swork = self._suffix
@@ -49,7 +54,9 @@ class LengthStats:
         mass += smass[i]
         work += swork[i] - age * smass[i]
         prior = self.prior_weight * math.exp(-age / self.prior_mean)
-        return (work + prior * self.prior_mean) / (mass + prior) if mass + prior > 0 else self.prior_mean
+        out = (work + prior * self.prior_mean) / (mass + prior) if mass + prior > 0 else self.prior_mean
+        self._memo[age] = out
+        return out
 
     def _suffix_sums(self) -> tuple[list[float], list[float]]:
         mass = [0.0] * (len(_MIDS) + 2)

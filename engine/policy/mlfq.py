@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.policy.base import Policy
+from engine.policy.plan import kv_held
 from engine.policy.seq import Phase, SeqState
 
 
 class MLFQPolicy(Policy):
     preemptive = True
+    static_keys = False  # promotion changes a waiting request's level
     _natural: tuple[int, float] | None = None  # (runners, natural wait): memo within one plan
 
     @classmethod
@@ -68,29 +72,39 @@ class MLFQPolicy(Policy):
                 seq.promotions += 1
                 self.promotions += 1
 
+    def next_event_time(self, waiting: list[SeqState], now: float) -> float:
+        after = self.promote_after()
+        if after is None:
+            return math.inf
+        lasts = [s.last_run for s in waiting if s.level > 0]
+        return min(lasts) + after + 1e-9 if lasts else math.inf
+
     def key(self, seq: SeqState, now: float) -> tuple:
         cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED
         if seq.aged:  # starvation bound: aged requests go first, oldest first
             return (seq.level, False, False, 0.0, seq.arrival, seq.rid)
         return (seq.level, True, cold, self.expected_remaining(seq), seq.arrival, seq.rid)
 
-    def victim_order(self, running: list[SeqState], now: float) -> list[SeqState]:
-        return sorted(running, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))
+    def victim_order(self, seqs: list[SeqState], now: float) -> list[SeqState]:
+        return sorted(seqs, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))
+
+    def victim_band(self, seq: SeqState, now: float = 0.0) -> object:
+        return seq.level
 
     def tokens_to_next_event(self, seq: SeqState) -> float:
         """Generated tokens until this request's level changes (lets a simulator skip ahead)."""
         return seq.quantum_left if seq.level < self.config.levels - 1 else float("inf")
 
-    def may_preempt(self, cand, victims, running, now) -> bool:
-        if any(v.level < cand.level + self.config.min_level_gap for v in victims):
+    def may_preempt(self, cand, stop, evict, running, now) -> bool:
+        if any(v.level < cand.level + self.config.min_level_gap for v in (*stop, *evict)):
             return False
         c = self.costs
-        swap_s = sum(v.context_len for v in victims) * c.swap_s_per_token
+        swap_s = sum(kv_held(v) for v in evict) * c.swap_s_per_token  # a pause copies nothing
         if self.config.cost_guard:
             natural_wait = self._natural_wait(running)
-            cand_run = self.expected_remaining(cand) * c.step_s \
-                + max(cand.context_len - cand.cached_len, 0) * c.prefill_s_per_token
-            victims_lose = len(victims) * min(cand_run, natural_wait)
+            prefill = cand.context_len - cand.cached_len if cand.phase is Phase.WAITING else 0
+            cand_run = self.expected_remaining(cand) * c.step_s + max(prefill, 0) * c.prefill_s_per_token
+            victims_lose = len(stop) * min(cand_run, natural_wait)
             # Unless overlapped (already netted out of swap_s_per_token), a copy stalls everyone.
             stall = swap_s * max(len(running), 1)
             if natural_wait <= victims_lose + stall + self.config.min_gain_s:

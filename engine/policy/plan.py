@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.policy.seq import SeqState
+from engine.policy.seq import Phase, SeqState
 
 
 @dataclass(frozen=True)
 class Capacity:
-    max_seqs: int  # batch slots
-    free_kv_tokens: int  # KV token slots free on the device right now
+    max_seqs: int  # cap on the active batch; paused requests do not count
+    free_kv_tokens: int  # KV token slots free on the device now (KV held by paused requests is not free)
     # KV tokens each running request needs for its next step (usually 1; 0 where a block has room).
     growth_per_seq: int = 1
+    can_pause: bool = True  # False: the engine cannot keep the KV of a request it does not schedule
+
+    def __post_init__(self) -> None:
+        if self.max_seqs < 0 or self.growth_per_seq < 0:
+            raise ValueError("max_seqs and growth_per_seq must be >= 0")
 
 
 @dataclass
 class Plan:
-    preempt: list[SeqState] = field(default_factory=list)  # running → host pool (or recompute)
-    admit: list[SeqState] = field(default_factory=list)  # waiting/swapped → running, in this order
+    preempt: list[SeqState] = field(default_factory=list)  # running → PAUSED: slot freed, KV kept
+    evict: list[SeqState] = field(default_factory=list)  # running or paused → KV freed (host or recompute)
+    admit: list[SeqState] = field(default_factory=list)  # waiting/paused/swapped → running, in this order
 
 
 @dataclass
@@ -38,7 +44,14 @@ class CostEstimates:
 
 
 def kv_need(seq: SeqState) -> int:
-    """KV token slots a request occupies once resident."""
-    if seq.phase.value == "swapped":
+    """New device KV token slots a request takes when admitted (before its next step's growth)."""
+    if seq.phase is Phase.PAUSED:
+        return 0
+    if seq.phase is Phase.SWAPPED:
         return seq.context_len
     return max(seq.context_len - seq.cached_len, 1)
+
+
+def kv_held(seq: SeqState) -> int:
+    """Device KV token slots a resident (running or paused) request gives back when evicted."""
+    return seq.context_len

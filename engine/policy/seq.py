@@ -8,10 +8,15 @@ from dataclasses import dataclass
 
 
 class Phase(enum.Enum):
-    WAITING = "waiting"  # never ran, or preempted and recomputing
-    RUNNING = "running"  # resident in the batch (KV on device)
-    SWAPPED = "swapped"  # preempted, KV in the host pool
+    WAITING = "waiting"  # never ran, or evicted to recompute (`cached_len`: the prefix that survived)
+    RUNNING = "running"  # in the active batch (KV on device)
+    PAUSED = "paused"  # preempted, KV kept on the device, not in the active batch
+    SWAPPED = "swapped"  # evicted, KV in the host tier
     FINISHED = "finished"
+
+
+# How a preemption was carried out, as the driver reports it to `Policy.on_preempted`.
+PREEMPT_MODES = {"paused": Phase.PAUSED, "swapped": Phase.SWAPPED, "recomputed": Phase.WAITING}
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +34,7 @@ class SeqState:
     cached_len: int = 0  # prompt tokens already in the prefix cache (set by the adapter)
     last_run: float = 0.0  # last time it ran (or arrived): the promotion clock
     demoted_at: float = -math.inf
+    evicted_at: float = -math.inf  # last time its KV was taken from the device
     preemptions: int = 0
     promotions: int = 0
     aged: bool = False  # promoted for waiting too long; served first in its level until it runs
@@ -39,4 +45,5 @@ class SeqState:
 
     @property
     def resident(self) -> bool:
-        return self.phase is Phase.RUNNING
+        """Its KV is on the device (running or paused)."""
+        return self.phase is Phase.RUNNING or self.phase is Phase.PAUSED

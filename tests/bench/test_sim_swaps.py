@@ -3,7 +3,8 @@
 from bench.costmodel import H100_7B
 from bench.sim_runs import ARMS, build_workload, run_arm
 
-COST = H100_7B.updated({"max_batch": 16})
+# An engine that cannot pause: every preemption is a swap (FastServe's setting).
+COST = H100_7B.updated({"max_batch": 16, "can_pause": False})
 
 
 def _run(name: str, cost=COST):
@@ -20,6 +21,11 @@ def test_fastserve_collapses_when_swaps_are_charged_and_skipjoin_does_not():
     assert fast.throughput_rps < 0.5 * fcfs.throughput_rps  # collapse: a fraction of capacity
     assert free.throughput_rps > 0.9 * fcfs.throughput_rps  # the same policy with free swaps
     assert skip.throughput_rps > 0.95 * fcfs.throughput_rps
+
+
+def test_pausing_in_place_costs_no_copies():
+    res, fast = _run("fastserve", COST.updated({"can_pause": True}))
+    assert res.engines[0].pauses > 0 and res.engines[0].copy_charged_s == 0
 
 
 def test_overlap_hides_copies():

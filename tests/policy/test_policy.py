@@ -1,4 +1,6 @@
-"""The pure policy on plain data: entry levels, demotion, promotion, victims, do-no-harm."""
+"""The pure policy on plain data: entry levels, demotion, promotion, victims, do-no-harm.
+
+Where a test is about copy costs the engine cannot pause (`can_pause=False`): every stop evicts."""
 
 import pytest
 
@@ -154,8 +156,8 @@ def test_no_preemption_when_swap_costs_more_than_it_saves():
     batch = busy_engine(p)
     short = seq("short", 11.0, predicted=8)
     p.on_arrival(short, 11.0)
-    plan = p.plan(batch, [short], Capacity(max_seqs=4, free_kv_tokens=100_000), now=11.0)
-    assert plan.preempt == [] and plan.admit == []
+    plan = p.plan(batch, [short], Capacity(max_seqs=4, free_kv_tokens=100_000, can_pause=False), now=11.0)
+    assert plan.preempt == plan.evict == plan.admit == []
 
 
 def test_light_tail_without_prediction_degrades_to_fcfs():
@@ -179,7 +181,8 @@ def test_swap_budget_bounds_the_preemption_rate():
         batch = busy_engine(p)
         short = seq(f"s{t}", 11.0 + t, predicted=8)
         p.on_arrival(short, 11.0 + t)
-        preempted += len(p.plan(batch, [short], Capacity(4, 100_000), now=11.0 + t * 0.01).preempt)
+        cap = Capacity(4, 100_000, can_pause=False)
+        preempted += len(p.plan(batch, [short], cap, now=11.0 + t * 0.01).evict)
     # Each swap costs ~0.06 s; the bucket holds 0.1 s and refills 0.01 s/s.
     assert 1 <= preempted <= 2
 
@@ -245,7 +248,7 @@ def test_a_synchronous_copy_is_charged_to_the_whole_batch():
         batch = busy_engine(p, n=n, predicted=700)  # ~100 tokens left each: a slot frees in ~5 s
         short = seq("short", 11.0, predicted=8)
         p.on_arrival(short, 11.0)
-        decisions.append(len(p.plan(batch, [short], Capacity(n, 100_000), now=11.0).preempt))
+        decisions.append(len(p.plan(batch, [short], Capacity(n, 100_000, can_pause=False), now=11.0).evict))
     assert decisions == [1, 0]
 
 

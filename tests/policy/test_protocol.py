@@ -1,0 +1,168 @@
+"""The protocol every driver calls: pause vs evict, KV-shortage evictions, paused re-admission,
+the active-set cap, preemption modes, and what a driver needs to skip ahead."""
+
+import math
+
+import pytest
+
+from engine.policy import Capacity, CostEstimates, LengthStats, Phase, PolicyConfig, SeqState, make_policy
+
+
+def seq(rid, arrival=0.0, prompt=16, predicted=None):
+    return SeqState(rid=rid, arrival=arrival, prompt_len=prompt, predicted_len=predicted)
+
+
+def heavy_tail():
+    stats = LengthStats()
+    for n in range(100):
+        stats.observe(20 if n % 10 else 4000)
+    return stats
+
+
+def long_runners(p, n=4, generated=600, prompt=16):
+    out = []
+    for i in range(n):
+        s = seq(f"long{i}", float(i), prompt=prompt)
+        p.on_arrival(s, float(i))
+        s.phase = Phase.RUNNING
+        p.on_tokens(s, generated, 10.0)
+        out.append(s)
+    return out
+
+
+def paused(p, s, now=10.0):
+    p.on_arrival(s, s.arrival)
+    s.phase = Phase.RUNNING
+    p.on_tokens(s, 600, now)
+    p.on_preempted(s, "paused", now)
+    return s
+
+
+def mlfq(**knobs):
+    return make_policy(PolicyConfig(**knobs), costs=CostEstimates(step_s=0.05, swap_s_per_token=1e-5),
+                       lengths=heavy_tail())
+
+
+def newcomer(p, rid="short", now=11.0, prompt=16):
+    s = seq(rid, now, prompt=prompt, predicted=8)
+    p.on_arrival(s, now)
+    return s
+
+
+def test_slot_cap_pauses_the_victim_when_kv_fits():
+    p = mlfq()
+    batch = long_runners(p)
+    short = newcomer(p)
+    plan = p.plan(batch, [short], Capacity(max_seqs=4, free_kv_tokens=1000), now=11.0)
+    assert [s.rid for s in plan.preempt] == ["long3"] and plan.evict == []
+    assert plan.admit == [short]
+
+
+def test_evicts_only_what_kv_needs():
+    """The newcomer's prompt does not fit beside the batch: one victim is evicted, not only paused."""
+    p = mlfq()
+    batch = long_runners(p)
+    short = newcomer(p, prompt=400)
+    plan = p.plan(batch, [short], Capacity(max_seqs=4, free_kv_tokens=100), now=11.0)
+    assert plan.admit == [short]
+    assert [s.rid for s in plan.evict] == ["long3"] and plan.preempt == []
+
+
+def test_paused_lower_priority_requests_are_evicted_before_runners():
+    p = mlfq()
+    batch = long_runners(p, n=3)
+    idle = paused(p, seq("idle", 5.0, prompt=400))
+    short = newcomer(p, prompt=300)
+    plan = p.plan(batch, [idle, short], Capacity(max_seqs=3, free_kv_tokens=100), now=11.0)
+    assert plan.admit == [short] and plan.evict == [idle]  # its KV makes the room
+    assert [s.rid for s in plan.preempt] == ["long2"]  # the slot: a pause, no copy
+
+
+def test_engine_without_pause_evicts():
+    p = mlfq()
+    batch = long_runners(p)
+    short = newcomer(p)
+    plan = p.plan(batch, [short], Capacity(max_seqs=4, free_kv_tokens=1000, can_pause=False), now=11.0)
+    assert [s.rid for s in plan.evict] == ["long3"] and plan.preempt == []
+
+
+@pytest.mark.parametrize("name", ["fcfs", "sjf", "mlfq", "srpt"])
+def test_kv_shortage_evicts_paused_first_then_the_victim_order(name):
+    p = make_policy(PolicyConfig(name=name), lengths=heavy_tail())
+    batch = long_runners(p, n=4)
+    idle = paused(p, seq("idle", 9.0, prompt=8))  # context 608: frees part of a 2,000-token deficit
+    plan = p.plan(batch, [idle], Capacity(max_seqs=8, free_kv_tokens=-1996), now=11.0)
+    assert plan.evict[0] is idle and plan.admit == [] and plan.preempt == []
+    runners = [s for s in plan.evict if s is not idle]
+    assert runners == p.victim_order(batch, 11.0)[:len(runners)]
+    freed = sum(s.context_len + (s.phase is Phase.RUNNING) for s in plan.evict)
+    assert freed - 2000 >= 0 > freed - plan.evict[-1].context_len - 1 - 2000  # no more than needed
+
+
+def test_kv_shortage_takes_the_smallest_context_in_the_worst_band():
+    p = mlfq()
+    batch = long_runners(p, n=3, prompt=2000)
+    small = long_runners(p, n=1, prompt=16)[0]
+    for s in (*batch, small):
+        s.level, s.demoted_at = 5, 10.0
+    plan = p.plan([*batch, small], [], Capacity(max_seqs=8, free_kv_tokens=0), now=11.0)
+    assert plan.evict == [small]
+
+
+def test_paused_request_is_readmitted_with_growth_only():
+    p = make_policy(PolicyConfig(name="fcfs"))
+    batch = long_runners(p, n=2)
+    back = paused(p, seq("back", 0.5))
+    cold = seq("cold", 0.1, prompt=back.context_len)  # earlier, same context, but nothing cached
+    p.on_arrival(cold, 0.1)
+    plan = p.plan(batch, [cold, back], Capacity(max_seqs=4, free_kv_tokens=3), now=11.0)
+    assert plan.admit == [back] and plan.evict == plan.preempt == []
+
+
+def test_max_active_caps_the_batch_and_pauses_the_excess():
+    p = make_policy(PolicyConfig(name="fcfs", max_active=2))
+    waiting = [newcomer(p, f"w{i}", float(i)) for i in range(4)]
+    plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=10_000), now=5.0)
+    assert [s.rid for s in plan.admit] == ["w0", "w1"]
+    p2 = make_policy(PolicyConfig(name="fcfs", max_active=2))
+    batch = long_runners(p2, n=3)
+    plan = p2.plan(batch, [], Capacity(max_seqs=8, free_kv_tokens=10_000), now=11.0)
+    assert [s.rid for s in plan.preempt] == ["long2"] and plan.evict == []
+    assert PolicyConfig(max_active=4).active_cap(16) == 4 and PolicyConfig().active_cap(16) == 16
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError):
+            PolicyConfig().updated({"max_active": bad})
+
+
+def test_preemption_modes():
+    p = mlfq()
+    for mode, phase in (("paused", Phase.PAUSED), ("swapped", Phase.SWAPPED), ("recomputed", Phase.WAITING),
+                        (True, Phase.SWAPPED), (False, Phase.WAITING)):
+        s = newcomer(p)
+        s.cached_len = 10
+        p.on_preempted(s, mode, 12.0)
+        assert s.phase is phase and s.preemptions == 1
+        assert (s.cached_len == 0) == (phase is Phase.WAITING)
+        assert (s.evicted_at == 12.0) == (phase is not Phase.PAUSED)
+    with pytest.raises(ValueError):
+        p.on_preempted(newcomer(p), "dropped", 12.0)
+
+
+def test_next_event_time_is_the_promotion_deadline():
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
+    a, b = seq("a", 1.0, predicted=900), seq("b", 3.0, predicted=900)
+    for s in (a, b):
+        p.on_arrival(s, s.arrival)
+    assert p.next_event_time([a, b], 3.0) == pytest.approx(6.0)
+    assert make_policy(PolicyConfig(name="fcfs")).next_event_time([a, b], 3.0) == math.inf
+    p.plan([], [a, b], Capacity(0, 0), now=6.5)
+    assert a.level == 0 and b.level > 0 and p.next_event_time([a, b], 6.5) == pytest.approx(8.0)
+
+
+def test_candidates_keep_every_paused_request_and_the_best_window():
+    p = make_policy(PolicyConfig(candidate_window=2))
+    queue = [newcomer(p, f"w{i}", float(i)) for i in range(10)]
+    idle = paused(p, seq("idle", 0.0, predicted=5000))
+    got = p.candidates([*queue, idle], slots=1, now=20.0)
+    assert idle in got and len(got) == 4
+    assert {s.rid for s in got} - {"idle"} == {"w0", "w1", "w2"}
