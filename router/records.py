@@ -28,6 +28,7 @@ RECORD_FIELDS = (
     "replica",
     "prompt_hash",
     "features",
+    "temperature",  # as asked ("": the engine's default); the served length depends on it
 )
 
 
@@ -65,6 +66,7 @@ def record_fields(job: Job, out: Outcome) -> dict[str, str]:
         out.replica,
         job.prompt_hash,
         json.dumps(job.features, separators=(",", ":")),
+        str(job.body.get("temperature", "")),
     )
     return dict(zip(RECORD_FIELDS, values, strict=True))
 
