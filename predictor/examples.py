@@ -29,6 +29,9 @@ class Example:
     kind: str | None = None  # prompt kind (repo prompt set only)
     id: str | None = None
     prompt_tokens: int | None = None
+    # Sampling temperature the answer was served at (None: the engine's default). Lengths are fit
+    # as served: a model serving temperature-1 traffic must predict temperature-1 lengths.
+    temperature: float | None = None
 
 
 def _text(v: Any) -> str:
@@ -48,6 +51,7 @@ def example_from_record(fields: dict[Any, Any]) -> Example | None:
         prompt_tokens = int(float(f["prompt_tokens"])) if f.get("prompt_tokens") else None
         guess = float(features["guess"]) if features.get("guess") is not None else None
         heuristic = float(features.get("heuristic") or 0.0) or 120.0
+        temperature = float(f["temperature"]) if f.get("temperature") not in (None, "") else None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     capped = f["finish_reason"] == "length"
@@ -62,6 +66,7 @@ def example_from_record(fields: dict[Any, Any]) -> Example | None:
         guess=guess,
         id=f.get("id"),
         prompt_tokens=prompt_tokens,
+        temperature=temperature,
     )
 
 
