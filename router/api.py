@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from router.auth import Caller, resolve_caller
-from router.body import parse_model, read_body
+from router.body import parse_json, read_body, validate
 from router.errors import ApiError
 from router.schemas import ChatCompletionRequest, CompletionRequest
 
@@ -32,10 +32,12 @@ async def _serve(request: Request, kind: str, model: type[ChatCompletionRequest]
             None,
         )
         cls = caller.cls
-        req = parse_model(await read_body(request, gw.settings.max_body_bytes), model)
+        body = parse_json(await read_body(request, gw.settings.max_body_bytes))
+        req = validate(body, model)
+        await gw.models.check(req.model, req.token_limit())
         if req.user and not gw.api_keys and not h.get("x-skipjoin-tenant"):
             caller = Caller(req.user, caller.cls)
-        return await gw.front.respond(request, kind, req, caller)
+        return await gw.front.respond(request, kind, req, caller, body)
     except ApiError as exc:  # refused before or at queueing (the front counts the rest)
         gw.metrics.requests.labels(cls, str(exc.status)).inc()
         raise
@@ -52,15 +54,12 @@ def install_routes(app: FastAPI) -> None:
 
     @app.get("/v1/models")
     async def models(request: Request) -> JSONResponse:
-        name = _gateway(request).settings.served_model
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [
-                    {"id": name, "object": "model", "created": int(time.time()), "owned_by": "skipjoin"}
-                ],
-            }
-        )
+        gw = _gateway(request)
+        data = list((await gw.models.models()).values())
+        if not data:  # no engine has answered yet: the gateway's own name
+            name, now = gw.settings.served_model, int(time.time())
+            data = [{"id": name, "object": "model", "created": now, "owned_by": "skipjoin"}]
+        return JSONResponse({"object": "list", "data": data})
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

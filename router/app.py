@@ -25,6 +25,7 @@ from router.errors import install_error_handlers
 from router.events import Inbox
 from router.front import Front, FrontConfig
 from router.metrics import Metrics
+from router.models import ModelCatalog
 from router.placement import ROLES, buckets_for_role
 from router.queue import QueueConfig, RedisQueue
 from router.replica import Replica
@@ -46,6 +47,7 @@ class Gateway:
     redis: redis.Redis
     api_keys: dict[str, Caller]
     class_weights: dict[str, float]
+    models: ModelCatalog
 
 
 def engine_roles(settings: Settings) -> list[str]:
@@ -93,6 +95,7 @@ def create_app(
         settings.probe_timeout_s,
         settings.request_timeout_s,
         tuple(settings.engine_urls),
+        settings.engine_priority,
     )
     api_keys = parse_api_keys(settings.api_keys)
     if not settings.redis_url:
@@ -139,8 +142,13 @@ def create_app(
             on_cancel=front.on_cancel,
             on_moved=inbox.moved,
         )
+        catalog = ModelCatalog(
+            http,
+            (lambda: [r.url for r in dispatcher.replicas]) if dispatcher else (lambda: settings.engine_urls),
+            settings.models_refresh_s,
+        )
         app.state.gateway = Gateway(
-            settings, front, dispatcher, metrics, client, api_keys, score_cfg.class_weights
+            settings, front, dispatcher, metrics, client, api_keys, score_cfg.class_weights, catalog
         )
         await front.start()
         await bus.start()

@@ -27,13 +27,23 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_model(raw: bytes, model: type[M]) -> M:
+def parse_json(raw: bytes) -> dict:
+    """The client's JSON object, exactly as sent (it is what the engine receives)."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def parse_model(raw: bytes, model: type[M]) -> M:
+    return validate(parse_json(raw), model)
+
+
+def validate(data: dict, model: type[M]) -> M:
+    """The fields the gateway itself reads, checked; a bad one is a 422 naming it."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -29,7 +29,7 @@ class ApiError(Exception):
         message: str,
         type_: str | None = None,
         param: str | None = None,
-        code: str | None = None,
+        code: str | int | None = None,  # vLLM answers some errors with the HTTP status here
         headers: dict[str, str] | None = None,
     ):
         super().__init__(message)

@@ -49,6 +49,7 @@ class FrontConfig:
     probe_timeout_s: float = 2.0
     request_timeout_s: float = 600.0
     engine_urls: tuple[str, ...] = ()
+    engine_priority: bool = True  # send the predicted length as `priority` (engine must accept it)
 
     def __post_init__(self) -> None:
         if self.default_class not in self.score.class_weights:
@@ -147,8 +148,17 @@ class Front:
             self.metrics.predictor_fallbacks.inc()
             return await self._fallback.predict(preq)
 
+    def upstream_fields(self, body: dict, predicted: float) -> dict:
+        """The client's own JSON object, untouched (every parameter the gateway does not use
+        passes through as sent), with the engine priority set by the gateway alone: a client may
+        not jump the queue by sending its own."""
+        out = {k: v for k, v in body.items() if k != "priority"}
+        if self.cfg.engine_priority:
+            out["priority"] = int(round(predicted))  # lower runs first
+        return out
+
     async def build_job(
-        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller, body: dict
     ) -> Job:
         prompt = req.prompt_text()
         prefix_key = hashlib.blake2b(prompt[:PREFIX_CHARS].encode(), digest_size=8).hexdigest()
@@ -157,12 +167,10 @@ class Front:
         weight = self.cfg.score.weight(caller.cls)
         now = self.clock()
         used = await self.usage.tokens(caller.tenant, now) if self.cfg.score.tenant_penalty else 0.0
-        body = req.model_dump(exclude_none=True)
-        body["priority"] = int(round(pred.length))
         return Job(
             id=uuid.uuid4().hex,
             kind=kind,
-            body=body,
+            body=self.upstream_fields(body, pred.length),
             stream=req.stream,
             include_usage=req.include_usage(),
             predicted=pred.length,
@@ -183,9 +191,15 @@ class Front:
 
     # --- serving one request ---
     async def respond(
-        self, request: Request, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+        self,
+        request: Request,
+        kind: str,
+        req: ChatCompletionRequest | CompletionRequest,
+        caller: Caller,
+        body: dict,
     ) -> Response:
-        job, box, depth = await self._enqueue(kind, req, caller)
+        """Serve `req` (the fields the gateway reads) whose client JSON object is `body`."""
+        job, box, depth = await self._enqueue(kind, req, caller, body)
         if depth < 0:
             self._close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
@@ -212,11 +226,11 @@ class Front:
         )
 
     async def _enqueue(
-        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller
+        self, kind: str, req: ChatCompletionRequest | CompletionRequest, caller: Caller, body: dict
     ) -> tuple[Job, Mailbox, int]:
         """Build and queue the job; Redis down: 503 with Retry-After (nothing was queued)."""
         try:
-            job = await self.build_job(kind, req, caller)
+            job = await self.build_job(kind, req, caller, body)
         except (redis.RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
         box = self.inbox.open(job.id)

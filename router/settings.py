@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     max_queue: int = 10_000
     max_body_bytes: int = 4_000_000
     request_timeout_s: float = 600.0
+    # Send the predicted length as the engine's `priority` (lower first). vLLM refuses it unless
+    # started with `--scheduling-policy priority` (skipjoin's engine always accepts it).
+    engine_priority: bool = True
+    # How often the engines' /v1/models lists (models served, context lengths) are re-read.
+    models_refresh_s: float = 30.0
 
     # --- queue score ---
     aging_rate: float = Field(default=10.0, description="score tokens credited per second waited")

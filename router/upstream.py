@@ -96,13 +96,18 @@ class Forward:
             self.output_tokens = int(usage.get("completion_tokens") or 0)
 
     async def _fail(self, resp: Response) -> None:
+        """An engine's refusal (4xx in OpenAI's shape) reaches the client as the engine wrote it;
+        anything else becomes a 502 that quotes it."""
         body = await resp.read()
-        status = resp.status if resp.status < 500 else 502
         try:
             err = json.loads(body)["error"]
             message = err.get("message") if isinstance(err, dict) else str(err)
         except (ValueError, KeyError, TypeError):
-            message = body.decode(errors="replace")[:500]
+            err, message = None, body.decode(errors="replace")[:500]
+        if resp.status < 500 and isinstance(err, dict):
+            await self.sink.send(Event(ERROR, body, resp.status))
+            return
+        status = resp.status if resp.status < 500 else 502
         await self.sink.send(_error(status, f"upstream: {message}", "upstream_error"))
 
     async def _once(self, resp: Response) -> None:

@@ -76,7 +76,7 @@ def test_api_keys_and_classes(gw):
     )
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="bad", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="m", messages=ok["messages"])
+        client.chat.completions.create(model="upstream-model", messages=ok["messages"])
 
 
 async def test_full_queue_answers_429_with_retry_after(redis_server, redis_client):
@@ -105,4 +105,4 @@ def test_upstream_down_is_503(redis_server, redis_client):
             assert_error(resp, 503)
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError):
-            client.completions.create(model="m", prompt="x")
+            client.completions.create(model="upstream-model", prompt="x")

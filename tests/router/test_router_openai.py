@@ -22,19 +22,21 @@ def gw(redis_server, redis_client):
 def test_sync_client_chat_and_completions(gw):
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
     chat = client.chat.completions.create(
-        model="m", messages=MSG, max_tokens=4, temperature=0.5, top_p=0.9, stop=["zz"]
+        model="upstream-model", messages=MSG, max_tokens=4, temperature=0.5, top_p=0.9, stop=["zz"]
     )
     assert chat.choices[0].message.content == "t0 t1 t2 t3 "
     assert chat.usage.completion_tokens == 4 and chat.usage.prompt_tokens > 0
-    comp = client.completions.create(model="m", prompt="Say hi", max_tokens=2)
+    comp = client.completions.create(model="upstream-model", prompt="Say hi", max_tokens=2)
     assert comp.choices[0].text == "t0 t1 " and comp.usage.total_tokens > 2
-    stream = client.chat.completions.create(model="m", messages=MSG, max_completion_tokens=3, stream=True)
+    stream = client.chat.completions.create(
+        model="upstream-model", messages=MSG, max_completion_tokens=3, stream=True
+    )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "t0 t1 t2 "
     sent = gw.upstream.state.received
     assert sent[0]["body"]["temperature"] == 0.5 and sent[0]["body"]["stop"] == ["zz"]
     assert sent[2]["body"]["max_completion_tokens"] == 3
     assert all(isinstance(r["priority"], int) for r in sent)
-    assert [m.id for m in client.models.list().data] == ["skipjoin-default"]
+    assert [m.id for m in client.models.list().data] == ["upstream-model"]
 
 
 async def test_async_client_streams_with_and_without_usage(gw, redis_client):
@@ -42,16 +44,23 @@ async def test_async_client_streams_with_and_without_usage(gw, redis_client):
     chunks = [
         c
         async for c in await client.chat.completions.create(
-            model="m", messages=MSG, max_tokens=5, stream=True, stream_options={"include_usage": True}
+            model="upstream-model",
+            messages=MSG,
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
         )
     ]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
     plain = [
-        c async for c in await client.completions.create(model="m", prompt="x", max_tokens=2, stream=True)
+        c
+        async for c in await client.completions.create(
+            model="upstream-model", prompt="x", max_tokens=2, stream=True
+        )
     ]
     assert all(c.usage is None for c in plain)
     assert "".join(c.choices[0].text for c in plain if c.choices) == "t0 t1 "
-    chat = await client.chat.completions.create(model="m", messages=MSG, max_tokens=1)
+    chat = await client.chat.completions.create(model="upstream-model", messages=MSG, max_tokens=1)
     assert chat.choices[0].message.content == "t0 "
     for _ in range(200):  # records are written in batches, just after the answers
         if await redis_client.xlen("skipjoin:records") == 3:

@@ -18,6 +18,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+MODEL = "upstream-model"
+MAX_MODEL_LEN = 2048  # reported in /v1/models, as vLLM does
+
 
 @dataclass
 class UpstreamState:
@@ -87,6 +90,9 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
     app = FastAPI()
 
     async def generate(body: dict[str, Any], kind: str, request: Request):
+        if "x_refuse" in body:  # answer as vLLM refuses a request (tests of relaying)
+            err = {"message": str(body["x_refuse"]), "type": "BadRequestError", "param": None, "code": 400}
+            return JSONResponse({"error": err}, status_code=400)
         rid = f"up-{len(state.received)}"
         prompt = state.prompt_of(body)
         state.received.append(
@@ -100,7 +106,7 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
         )
         concurrent = sum(1 for r in state.received if "done" not in r)
         state.max_concurrent_seen = max(state.max_concurrent_seen, concurrent)
-        model = body.get("model") or "upstream-model"
+        model = body.get("model") or MODEL
         n = _n_tokens(body, state)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -184,7 +190,8 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": "upstream-model", "object": "model", "owned_by": "test"}]}
+        entry = {"id": MODEL, "object": "model", "owned_by": "test", "max_model_len": MAX_MODEL_LEN}
+        return {"object": "list", "data": [entry]}
 
     @app.get("/load")
     async def load():

@@ -1,0 +1,83 @@
+"""The models the upstream engines serve, read from their `/v1/models` and cached.
+
+The gateway answers `/v1/models` with the union of the engines' lists, refuses a request for a
+model no engine serves (404, in vLLM's words and shape) before it is queued, and refuses a
+`max_tokens` beyond the model's context (`max_model_len`, which vLLM reports) with a 400 naming
+the limit. While no engine has answered, nothing is refused: the engine will say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from router.errors import ApiError
+
+
+class ModelCatalog:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        urls: Callable[[], list[str]],
+        refresh_s: float = 30.0,
+        timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if refresh_s <= 0 or timeout_s <= 0:
+            raise ValueError("refresh_s and timeout_s must be > 0")
+        self.http, self.urls, self.clock = http, urls, clock
+        self.refresh_s, self.timeout_s = refresh_s, timeout_s
+        self._models: dict[str, dict[str, Any]] = {}
+        self._at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def models(self) -> dict[str, dict[str, Any]]:
+        """Model id -> the engine's entry; refetched once `refresh_s` old (an engine that does not
+        answer keeps its last list out of the union until it does)."""
+        if self.clock() - self._at < self.refresh_s:
+            return self._models
+        async with self._lock:
+            if self.clock() - self._at >= self.refresh_s:
+                lists = await asyncio.gather(*(self._fetch(u) for u in self.urls()))
+                merged = {m["id"]: m for entries in lists for m in entries}
+                if merged or not self._models:
+                    self._models = merged
+                self._at = self.clock()
+        return self._models
+
+    async def _fetch(self, url: str) -> list[dict[str, Any]]:
+        try:
+            resp = await self.http.get(url + "/v1/models", timeout=self.timeout_s)
+            data = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return []
+        if not isinstance(data, list):
+            return []
+        return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def check(self, model: str | None, max_tokens: int | None) -> None:
+        """Raise the engine's own answer for an unknown model or a `max_tokens` past the context."""
+        known = await self.models()
+        if not known:
+            return
+        if model is not None and model not in known:
+            raise ApiError(
+                404,
+                f"The model `{model}` does not exist. Valid aliases: {', '.join(known)}.",
+                type_="NotFoundError",
+                param="model",
+                code=404,
+            )
+        entry = known[model] if model is not None else next(iter(known.values()))
+        limit = entry.get("max_model_len")
+        if isinstance(limit, int) and max_tokens is not None and max_tokens > limit:
+            raise ApiError(
+                400,
+                f"max_tokens ({max_tokens}) exceeds the model's context length of {limit} tokens",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
