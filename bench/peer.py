@@ -1,0 +1,239 @@
+"""Side by side, one run: plain vLLM vs skipjoin's gateway in front of it vs full skipjoin.
+
+    python -m bench.peer --workloads heavy-bursts,light,saturation -n 60 --repeats 2
+
+Arms, all on the same vLLM build and model, through the same OpenAI client code:
+- `vllm`: plain vLLM (its own scheduler, every request at the same priority: FCFS), direct;
+- `gateway`: skipjoin's gateway → plain vLLM with `--scheduling-policy priority` (what skipjoin
+  gives any engine: a predicted-length order and an admission window);
+- `skipjoin`: the gateway → vLLM with skipjoin's scheduler inside (MLFQ, pause in place).
+Each workload runs every arm `--repeats` times, the order reversed on every other repeat; the
+table shows the median and the spread (min–max) of each metric, and ratios to `vllm`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.load import one
+from bench.sim_metrics import summarize
+from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
+from router.redis_server import RedisServer, free_port
+
+ARMS = ("vllm", "gateway", "skipjoin")
+METRICS = ("mean", "p50", "p99", "ttft_mean", "tokens_per_s")
+
+
+@dataclass(frozen=True)
+class Shape:
+    output: LengthSpec
+    rate: float | None  # requests/s; None: everything at once
+    bursts: Bursts | None = None
+
+
+def shapes(args: argparse.Namespace) -> dict[str, Shape]:
+    heavy = LengthSpec(args.mean_output, 2.0, 2, args.max_output)
+    light = LengthSpec(args.mean_output, 0.7, 2, args.max_output)
+    return {
+        "heavy-bursts": Shape(heavy, args.heavy_rate, Bursts(factor=2.5, share=0.3, period_s=20.0)),
+        "light": Shape(light, args.light_rate),
+        "saturation": Shape(heavy, None),
+    }
+
+
+def workload(name: str, shape: Shape, n: int, seed: int, prompt: LengthSpec) -> Workload:
+    rng = np.random.default_rng(seed)
+    arrival = poisson_arrivals(rng, n, shape.rate or 1.0, shape.bursts)
+    w = make_workload(arrival, prompt.sample(rng, n), shape.output.sample(rng, n), name=name)
+    return all_at_once(w) if shape.rate is None else w
+
+
+# --- processes ---------------------------------------------------------------------------------
+def _spawn(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    out = open(log, "wb")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _wait(url: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{what} not healthy after {timeout:.0f}s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+class Deployment:
+    """Two engines (stock, skipjoin), two gateways, one Redis: started once, stopped at the end."""
+
+    def __init__(self, args: argparse.Namespace, logs: Path):
+        self.args, self.logs, self.procs = args, logs, []
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> Deployment:
+        a = self.args
+        self.redis = RedisServer().start()
+        engine = [sys.executable, "-m", "engine.vllm.launch", "--kv-cache-gib", str(a.kv_cache_gib),
+                  "--max-model-len", "2048"]
+        stock_port, sj_port = free_port(), free_port()
+        # One at a time: two first starts on two cores take longer than one after the other.
+        for name, port, extra in (("stock", stock_port, ["--stock"]),
+                                  ("skipjoin", sj_port, ["--policy-json", a.policy_json,
+                                                         "--redis-url", self.redis.url])):
+            proc = _spawn(engine + ["--port", str(port), *extra], self.logs / f"engine-{name}.log")
+            self.procs.append(proc)
+            _wait(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
+        self.urls["vllm"] = f"http://127.0.0.1:{stock_port}"
+        for arm, port, db, predictor in (("gateway", stock_port, 1, "heuristic"),
+                                         ("skipjoin", sj_port, 2, a.predictor)):
+            gw_port = free_port()
+            env = {"SKIPJOIN_ENGINES": f"http://127.0.0.1:{port}", "SKIPJOIN_PORT": str(gw_port),
+                   "SKIPJOIN_REDIS_URL": self.redis.url.rsplit("/", 1)[0] + f"/{db}",
+                   "SKIPJOIN_PREDICTOR": predictor, "SKIPJOIN_TRAIN": "false"}
+            cmd = [sys.executable, "-m", "router.cli", "serve"]
+            proc = _spawn(cmd, self.logs / f"gateway-{arm}.log", env)
+            self.procs.append(proc)
+            self.urls[arm] = f"http://127.0.0.1:{gw_port}"
+            _wait(self.urls[arm], proc, 120, f"{arm} gateway")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(self.procs):
+            _stop(proc)
+        self.redis.stop()
+
+
+# --- running -------------------------------------------------------------------------------------
+def body_for(w: Workload, i: int) -> dict:
+    # One short word is about one token; distinct openings keep the prefix cache honest.
+    words = " ".join(["hello"] * max(int(w.prompt_len[i]) - 4, 1))
+    return {"model": "smollm2", "stream": True, "max_tokens": int(w.output_len[i]), "ignore_eos": True,
+            "temperature": 0, "messages": [{"role": "user", "content": f"Request {i}: {words}"}]}
+
+
+async def run_arm(url: str, w: Workload, timeout_s: float) -> dict:
+    n = len(w)
+    first, done = np.full(n, np.nan), np.full(n, np.nan)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
+        t0 = time.perf_counter()
+
+        async def fire(i: int) -> None:
+            delay = w.arrival[i] - (time.perf_counter() - t0)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            first[i], done[i], _ = await one(client, url, body_for(w, i), t0)
+
+        await asyncio.gather(*(fire(i) for i in range(n)))
+    s = summarize(w.arrival, first, done, w.output_len).to_dict()
+    return {**s, "failed": int(np.isnan(done).sum())}
+
+
+def median_spread(values: list[float]) -> tuple[float, float, float]:
+    return float(np.median(values)), float(min(values)), float(max(values))
+
+
+def report(results: dict[str, dict[str, list[dict]]], console: Console) -> dict:
+    out: dict = {}
+    for wl, arms in results.items():
+        table = Table(title=f"{wl}: median over repeats (min–max); ratio to plain vLLM")
+        table.add_column("arm")
+        for m in METRICS:
+            table.add_column(m, justify="right")
+        base = {m: median_spread([r[m] for r in arms["vllm"]])[0] for m in METRICS}
+        out[wl] = {}
+        for arm, runs in arms.items():
+            row, cells = {}, [arm]
+            for m in METRICS:
+                med, lo, hi = median_spread([r[m] for r in runs])
+                ratio = med / base[m] if base[m] else float("nan")
+                row[m] = {"median": med, "min": lo, "max": hi, "ratio": ratio}
+                cells.append(f"{med:.2f} ({lo:.2f}–{hi:.2f}) ×{ratio:.2f}")
+            row["failed"] = sum(r["failed"] for r in runs)
+            out[wl][arm] = row
+            table.add_row(*cells)
+        console.print(table)
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default="heavy-bursts,light,saturation")
+    p.add_argument("-n", "--requests", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--mean-output", type=float, default=48.0)
+    p.add_argument("--max-output", type=int, default=512)
+    p.add_argument("--mean-prompt", type=float, default=64.0)
+    p.add_argument("--heavy-rate", type=float, default=2.0, help="requests/s (mean; bursts run 2.5x)")
+    p.add_argument("--light-rate", type=float, default=2.0, help="requests/s (~0.8 of capacity)")
+    p.add_argument("--policy-json", default="{}", help="skipjoin's knobs for the skipjoin arm")
+    p.add_argument("--predictor", default="auto", help="the skipjoin arm's gateway predictor")
+    p.add_argument("--kv-cache-gib", type=float, default=2.0)
+    p.add_argument("--timeout-s", type=float, default=900.0)
+    p.add_argument("--out", default="results/peer.json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    console = Console(width=170)
+    all_shapes = shapes(args)
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = set(names) - set(all_shapes)
+    if unknown:
+        raise SystemExit(f"unknown workloads {sorted(unknown)}; choose from {sorted(all_shapes)}")
+    prompt = LengthSpec(args.mean_prompt, 0.5, 8, 1024)
+    logs = Path(tempfile.mkdtemp(prefix="skipjoin-peer-"))
+    results: dict[str, dict[str, list[dict]]] = {w: {a: [] for a in ARMS} for w in names}
+    with Deployment(args, logs) as dep:
+        for rep in range(args.repeats):
+            for wl in names:
+                w = workload(wl, all_shapes[wl], args.requests, args.seed, prompt)
+                order = ARMS if rep % 2 == 0 else tuple(reversed(ARMS))
+                for arm in order:
+                    r = asyncio.run(run_arm(dep.urls[arm], w, args.timeout_s))
+                    results[wl][arm].append(r)
+                    console.print(f"[{rep}] {wl:<13} {arm:<9} mean {r['mean']:.2f}s p99 {r['p99']:.2f}s "
+                                  f"ttft {r['ttft_mean']:.2f}s {r['tokens_per_s']:.1f} tok/s "
+                                  f"failed {r['failed']}")
+    summary = report(results, console)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"args": vars(args), "runs": results, "summary": summary}, indent=1))
+    console.print(f"logs in {logs}; results in {args.out}")
+    return 0 if all(a["failed"] == 0 for s in summary.values() for a in s.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""What the launcher adds to vLLM so a prefill probe returns its hidden state (and how to read it).
+
+A probe is an ordinary completion flagged in `vllm_xargs` (`skipjoin_probe: 1`, `skipjoin_layer: k`)
+with `max_tokens: 1`. The answer carries `kv_transfer_params.skipjoin_hidden =
+{"layers": [k], "last": [[...hidden floats...]]}`: layer k's output at the last prompt token.
+`--enable-prompt-tokens-details` makes the real request's `cached_tokens` show the probe's reuse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from engine.vllm.hidden_layers import HiddenLayers
+from engine.vllm.hidden_meta import RESULT_KEY
+
+CONNECTOR = "HiddenStateConnector"
+CONNECTOR_MODULE = "engine.vllm.hidden_connector"
+CPU_WORKER = "engine.vllm.hidden_worker_cpu.HiddenCPUWorker"
+GPU_WORKER = "engine.vllm.hidden_worker.HiddenGPUWorker"
+
+__all__ = ["RESULT_KEY", "probe_engine_args", "probe_engine_env", "kv_transfer_config"]
+
+
+def kv_transfer_config(layers: Sequence[int]) -> dict:
+    return {
+        "kv_connector": CONNECTOR,
+        "kv_connector_module_path": CONNECTOR_MODULE,
+        "kv_role": "kv_producer",
+        "kv_connector_extra_config": {"layers": list(HiddenLayers.from_config(list(layers)).layers)},
+    }
+
+
+def probe_engine_args(layer: int | Sequence[int], cpu: bool | None = None) -> list[str]:
+    """vLLM CLI flags that capture `layer` (one or several) for flagged probes.
+
+    `cpu`: the build's platform; None asks vLLM (importing its platform module, not the engine).
+    """
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    if cpu is None:
+        from vllm.platforms import current_platform
+
+        cpu = current_platform.is_cpu()
+    return [
+        "--kv-transfer-config",
+        json.dumps(kv_transfer_config(layers)),
+        "--worker-cls",
+        CPU_WORKER if cpu else GPU_WORKER,
+        "--enable-prompt-tokens-details",
+    ]
+
+
+def probe_engine_env() -> dict[str, str]:
+    """Environment the engine needs for the probe: none beyond `engine` being importable."""
+    return {}
