@@ -65,8 +65,10 @@ def load_model(threads: int = 2):
 
 
 def encode(tok, row: dict[str, Any]) -> list[int]:
-    out = tok.apply_chat_template(messages_of(row), add_generation_prompt=True, tokenize=True)
-    return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+    """The tokens the engine runs for this row's request (the one feature path: engine_input)."""
+    from predictor.engine_input import engine_input, row_request
+
+    return engine_input(row_request(row)).token_ids(tok)
 
 
 def hidden_of(model, ids: list[int], layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +243,6 @@ def ask_question_live(prompts: list[dict[str, Any]], out_dir: Path, url: str) ->
 
     import httpx
 
-    from predictor.base import PredictRequest
     from predictor.config import PredictorConfig
     from predictor.probes import ProbeClient
 
@@ -250,8 +251,7 @@ def ask_question_live(prompts: list[dict[str, Any]], out_dir: Path, url: str) ->
             probes = ProbeClient(http, PredictorConfig(engine_urls=(url,), probe_timeout_s=120.0))
             with (out_dir / "guesses.jsonl").open("w") as f:
                 for p in prompts:
-                    msgs = messages_of(p)
-                    res = await probes.question(PredictRequest(msgs[-1]["content"], msgs))
+                    res = await probes.question(row_request(p))
                     f.write(json.dumps({"id": p["id"], "answer": res.answer, "guess": res.guess}) + "\n")
 
     asyncio.run(ask_all())
@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts (a sanity check)")
+    from predictor.engine_input import row_request
     ap.add_argument("--hidden-only", action="store_true", help="only recompute hidden.npz")
     ap.add_argument("--guesses", action="store_true", help="only ask the question probe (guesses.jsonl)")
     ap.add_argument("--engine-url", default=None, help="with --guesses: ask through this live engine")

@@ -22,6 +22,7 @@ import numpy as np
 from predictor.base import Prediction, PredictRequest
 from predictor.bundle import HIDDEN_KINDS, ModelBundle
 from predictor.config import PredictorConfig
+from predictor.engine_input import engine_input
 from predictor.features import encode_hidden
 from predictor.heuristic import HeuristicPredictor, heuristic_length
 from predictor.prefix_memory import PrefixMemory
@@ -73,6 +74,7 @@ class ProbePredictor:
         features: dict[str, Any] = {
             "heuristic": heuristic_length(req.prompt_text),
             "model_version": None if bundle is None else bundle.version,
+            "input": engine_input(req).kind,  # which path the feature was read on (chat or completions)
         }
         send_prefill, send_question = await self._probes_to_send(bundle, features)
         # Both probes share one time budget: the gateway bounds the whole call by probe_timeout_s.

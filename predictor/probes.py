@@ -18,6 +18,7 @@ from predictor.base import PredictRequest
 from predictor.config import PredictorConfig
 from predictor.features import hidden_from_response
 from predictor.parse import parse_length_guess
+from predictor.engine_input import engine_input
 
 PROBE_PRIORITY = 0  # lower runs first: probes overtake every real request
 
@@ -41,9 +42,8 @@ def _base_body(req: PredictRequest) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {"stream": False, "priority": PROBE_PRIORITY, "temperature": 0.0}
     if req.model:
         body["model"] = req.model
-    if req.messages is not None:
-        return "/v1/chat/completions", body | {"messages": list(req.messages)}
-    return "/v1/completions", body | {"prompt": req.prompt_text}
+    given = engine_input(req)  # the real request's own input: the one feature path
+    return given.path, body | given.body()
 
 
 def prefill_body(req: PredictRequest, layers: list[int]) -> tuple[str, dict[str, Any]]:
