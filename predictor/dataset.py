@@ -244,6 +244,7 @@ def ask_question_live(prompts: list[dict[str, Any]], out_dir: Path, url: str) ->
     import httpx
 
     from predictor.config import PredictorConfig
+    from predictor.engine_input import row_request
     from predictor.probes import ProbeClient
 
     async def ask_all() -> None:
@@ -269,7 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts (a sanity check)")
-    from predictor.engine_input import row_request
     ap.add_argument("--hidden-only", action="store_true", help="only recompute hidden.npz")
     ap.add_argument("--guesses", action="store_true", help="only ask the question probe (guesses.jsonl)")
     ap.add_argument("--engine-url", default=None, help="with --guesses: ask through this live engine")
