@@ -31,6 +31,8 @@ class PredictorConfig:
     # `auto` sends the prefill probe its chosen model does not need on this share of requests (so
     # the hidden-state models keep learning), and when the queue is empty (order does not matter then).
     prefill_sample_rate: float = 0.05
+    # Probe even while the gateway's queue is empty (off: nothing waits, so order cannot matter).
+    probe_when_idle: bool = False
     # Trainer: refit every interval once `min_new` records arrived (counted by stream id, so a stream
     # trimmed at its cap still counts); fit on the latest `window`, weights halving every `half_life`.
     trainer_interval_s: float = 30.0

@@ -32,6 +32,11 @@ def build_predictor(name: str, **deps: Any) -> Predictor:
     store = ModelStore(redis, config.refresh_s, seed=load_seed())
     memory = PrefixMemory(redis, config.cache_ttl_s) if redis is not None else None
     predictor: Predictor = ProbePredictor(
-        name, ProbeClient(http, config), store, config, queue_depth=deps.get("queue_depth"), memory=memory
+        name,
+        ProbeClient(http, config),
+        store,
+        config,
+        queue_depth=None if config.probe_when_idle else deps.get("queue_depth"),
+        memory=memory,
     )
     return CachedPredictor(predictor, redis, config.cache_ttl_s, store) if redis is not None else predictor

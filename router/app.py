@@ -114,7 +114,9 @@ def create_app(
             client, UsageConfig(settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
         )
         name = settings.predictor or "heuristic"
-        chosen = predictor or build_predictor(name, redis=client, http=http, settings=settings)
+        chosen = predictor or build_predictor(
+            name, redis=client, http=http, settings=settings, queue_depth=queue.depth
+        )
         trainer = start_trainer(client, settings) if settings.train and name != "heuristic" else None
         dispatcher = None
         if settings.dispatch:
@@ -156,7 +158,8 @@ def create_app(
             await dispatcher.start()
         watcher = await start_admin(app, settings, client, front, dispatcher, usage, queue, metrics,
                                     roles, proc_id, lambda n: build_predictor(n, redis=client, http=http,
-                                                                              settings=settings))
+                                                                              settings=settings,
+                                                                              queue_depth=queue.depth))
         try:
             yield
         finally:

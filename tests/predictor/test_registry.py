@@ -50,3 +50,15 @@ def test_seed_data_joins_only_when_hidden_sizes_match():
     config14 = PredictorConfig(feature=FeatureSpec(14, "last"))
     assert compatible_seed(seed, other_model, config14) == []  # 576 vs 16 dims
     assert np.isfinite(seed[0].hidden["last"]).all()
+
+
+async def test_the_gateway_queue_depth_reaches_the_probe_predictor(redis_client):
+    async def depth() -> int:
+        return 0
+
+    async with httpx.AsyncClient() as http:
+        p = build_predictor("auto", redis=redis_client, http=http, queue_depth=depth)
+        assert p.inner.queue_depth is depth and p.inner.memory is not None and p.store is p.inner.store
+        config = PredictorConfig(engine_urls=("http://127.0.0.1:1",), probe_when_idle=True)
+        always = build_predictor("auto", redis=redis_client, http=http, queue_depth=depth, config=config)
+        assert always.inner.queue_depth is None
