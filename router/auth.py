@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from router.errors import ApiError
@@ -31,6 +32,17 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def match_key(api_keys: dict[str, Caller], token: str) -> Caller | None:
+    """The caller of `token`, comparing it with every key in constant time (a dict lookup would
+    leak, through timing, how much of a guess matched a key's hash bucket)."""
+    found = None
+    given = token.encode()
+    for key, caller in api_keys.items():
+        if hmac.compare_digest(key.encode(), given):
+            found = caller
+    return found
+
+
 def resolve_caller(
     api_keys: dict[str, Caller],
     weights: dict[str, float],
@@ -47,7 +59,7 @@ def resolve_caller(
             400, f"unknown class {class_header!r}; known: {', '.join(weights)}", param="X-Skipjoin-Class"
         )
     if api_keys:
-        caller = api_keys.get(_bearer(authorization) or "")
+        caller = match_key(api_keys, _bearer(authorization) or "")
         if caller is None:
             raise ApiError(
                 401, "invalid or missing API key", type_="invalid_request_error", code="invalid_api_key"

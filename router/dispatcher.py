@@ -27,7 +27,7 @@ from router.queue import Popped, RedisQueue
 from router.records import Outcome
 from router.replica import Replica
 from router.schemas import error_body
-from router.sinks import LeaseLost, Sinks
+from router.sinks import LeaseLost, LocalSink, RemoteSink, Sinks
 from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
 from router.upstream import Forward, UpstreamUnavailable, fetch_load
@@ -52,6 +52,10 @@ class DispatcherConfig:
             raise ValueError("poll intervals must be > 0")
         if self.lease_s <= 0:
             raise ValueError("lease_s must be > 0")
+
+
+# An engine that died or dropped the connection (no HTTP answer at all).
+_ENGINE_GONE = (UpstreamUnavailable, OSError, EOFError)
 
 
 def _error_event(status: int, message: str, code: str) -> Event:
@@ -87,6 +91,8 @@ class Dispatcher:
         self._jobs: dict[str, tuple[Job, Replica]] = {}
         self._client_cancelled: set[str] = set()
         self._timed_out: set[str] = set()
+        self._sinks: dict[str, LocalSink | RemoteSink] = {}  # running jobs' sinks (what they sent)
+        self._moving: set[str] = set()  # jobs cancelled to be re-dispatched (their engine hangs)
         self._tasks: list[asyncio.Task] = []
         self._stoppers: set[asyncio.Task] = set()
         # Whether the queue may hold jobs: a finished job wakes the loop only then (saves a pop
@@ -218,9 +224,27 @@ class Dispatcher:
 
     # --- one job ---
     async def _run(self, job: Job, replica: Replica) -> None:
-        sink = self.sinks.for_job(job)
+        sink = self._sinks[job.id] = self.sinks.for_job(job)
+        tried: list[Replica] = []
         try:
-            out = await Forward(replica.pool, replica.url, job, sink).run()
+            while True:
+                try:
+                    out = await Forward(replica.pool, replica.url, job, sink).run()
+                    break
+                except (*_ENGINE_GONE, asyncio.CancelledError) as exc:
+                    # The engine died or hangs: before the client saw anything, try another one.
+                    if isinstance(exc, asyncio.CancelledError):
+                        if job.id not in self._moving:
+                            raise
+                        self._moving.discard(job.id)
+                        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    else:
+                        replica.healthy = False
+                    tried.append(replica)
+                    spare = None if sink.sent else self._spare(job, tried)
+                    if spare is None:
+                        raise
+                    replica = self._move(job, replica, spare)
             await self._finish(job, out)
         except UpstreamUnavailable as exc:
             replica.healthy = False
@@ -242,11 +266,42 @@ class Dispatcher:
         finally:
             replica.tasks.pop(job.id, None)
             self._jobs.pop(job.id, None)
+            self._sinks.pop(job.id, None)
+            self._moving.discard(job.id)
             self._client_cancelled.discard(job.id)
             self._timed_out.discard(job.id)
             self.metrics.inflight.labels(replica.url).set(replica.inflight)
             if self._backlog:
                 self._wake.set()
+
+    def _spare(self, job: Job, tried: list[Replica]) -> Replica | None:
+        """A healthy replica this job has not tried, chosen as placement would."""
+        left = [r for r in self.replicas if r.healthy and all(r is not t for t in tried)]
+        if not left:
+            return None
+        states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in left]
+        idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
+        return left[idx if idx is not None else 0]
+
+    def _move(self, job: Job, old: Replica, new: Replica) -> Replica:
+        log.warning("job %s: %s failed before its first token; re-dispatched to %s", job.id, old.url, new.url)
+        new.tasks[job.id] = old.tasks.pop(job.id)
+        self._jobs[job.id] = (job, new)
+        self.metrics.inflight.labels(old.url).set(old.inflight)
+        self.metrics.inflight.labels(new.url).set(new.inflight)
+        self.metrics.redispatched.inc()
+        return new
+
+    def _evacuate(self, replica: Replica) -> None:
+        """A replica stopped answering its load polls: its jobs that have sent nothing yet move to
+        a healthy replica (if there is one); started ones run on, or time out with an error."""
+        if not any(r.healthy for r in self.replicas):
+            return
+        for job_id, task in list(replica.tasks.items()):
+            sink = self._sinks.get(job_id)
+            if sink is not None and not sink.sent:
+                self._moving.add(job_id)
+                task.cancel()
 
     async def _fail(self, job: Job, sink, ev: Event) -> None:
         try:
@@ -290,7 +345,9 @@ class Dispatcher:
         try:
             replica.report(await fetch_load(self.http, replica.url, timeout=max(1.0, self.cfg.load_poll_s)))
         except httpx.HTTPError:
-            replica.healthy = False
+            was, replica.healthy = replica.healthy, False
+            if was:
+                self._evacuate(replica)
         if replica.window(self.cfg.window) > before:
             self._wake.set()
 

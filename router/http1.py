@@ -43,7 +43,10 @@ class Response:
         r = self._reader
         if self._chunked:
             while True:
-                size = int((await r.readline()).split(b";", 1)[0], 16)
+                head = await r.readline()
+                if not head:
+                    raise ConnectionError("engine closed the connection mid-answer")
+                size = int(head.split(b";", 1)[0], 16)
                 if size == 0:
                     while (await r.readline()) not in (b"\r\n", b"\n", b""):
                         pass

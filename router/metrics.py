@@ -73,6 +73,9 @@ class Metrics:
             "skipjoin_dropped_total", "Queued requests dropped: their front was gone", registry=r
         )
         self.reaped = Counter("skipjoin_reaped_total", "Expired leases requeued or failed", registry=r)
+        self.redispatched = Counter(
+            "skipjoin_redispatched_total", "Moved to another replica before the first token", registry=r
+        )
 
     def dispatched(self, job: Job, replica: str, wait_s: float) -> None:
         self.queue_wait.labels(job.cls, length_bucket(job.predicted)).observe(wait_s)

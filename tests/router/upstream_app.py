@@ -36,6 +36,8 @@ class UpstreamState:
     max_concurrent_seen: int = 0
     # asyncio primitives bind to a loop on first use (Python >= 3.10), not at construction.
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    hang: bool = False  # accept connections, answer nothing (load polls included) until cleared
+    unhung: asyncio.Event = field(default_factory=asyncio.Event)
     slots: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def prompt_of(self, body: dict[str, Any]) -> str:
@@ -89,7 +91,12 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
     state = UpstreamState(token_delay=token_delay, max_batch=max_batch)
     app = FastAPI()
 
+    async def answering() -> None:
+        while state.hang:
+            await state.unhung.wait()
+
     async def generate(body: dict[str, Any], kind: str, request: Request):
+        await answering()
         if "x_refuse" in body:  # answer as vLLM refuses a request (tests of relaying)
             err = {"message": str(body["x_refuse"]), "type": "BadRequestError", "param": None, "code": 400}
             return JSONResponse({"error": err}, status_code=400)
@@ -195,6 +202,7 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
 
     @app.get("/load")
     async def load():
+        await answering()
         return {"running": state.running, "waiting": state.waiting, "max_batch": state.max_batch}
 
     @app.get("/health")
@@ -212,6 +220,12 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
                 state.slots.notify_all()
         if cmd.get("release"):
             state.release.set()
+        if "hang" in cmd:
+            state.hang = bool(cmd["hang"])
+            if state.hang:
+                state.unhung.clear()
+            else:
+                state.unhung.set()
         if cmd.get("reset"):
             state.received.clear()
             state.cancelled.clear()
