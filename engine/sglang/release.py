@@ -1,0 +1,36 @@
+"""A preempted request's KV checkpointed into the radix tree instead of dropped.
+
+Stock `schedule_batch.release_req` frees it (`checkpoint=False`) and recomputes on resume. Here the
+tree keeps it: re-admission is a prefix hit, and with HiCache (`--enable-hierarchical-cache`,
+write-back) an evicted checkpoint goes to host memory and is loaded back — the host swap tier.
+The stock function also evicts right after releasing, for decode retraction's instant reuse; that
+would throw a fresh checkpoint away under tight memory, so it is skipped: allocation evicts on
+demand (least recently used first, and the checkpoint is the most recent), HiCache to host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def can_checkpoint(tree_cache: Any) -> bool:
+    """A tree that keys KV, holds no model state (mamba) and is not disaggregated decode's."""
+    from sglang.srt.managers import schedule_batch
+
+    if getattr(tree_cache, "disable", False) or tree_cache.supports_mamba():
+        return False
+    if not tree_cache.supports_prefix_sharing():
+        return False
+    return schedule_batch.get_disagg().disaggregation_mode != "decode"
+
+
+def checkpoint_release(req: Any, tree_cache: Any, hisparse_coordinator: Any) -> int:
+    """Release `req` for preemption keeping its KV in the tree; the KV tokens kept."""
+    from sglang.srt.mem_cache.common import release_kv_cache
+
+    if hisparse_coordinator is not None and not req.finished():
+        hisparse_coordinator.retract_req(req)
+    kept = 0 if req.skip_radix_cache_insert else req.owned_kv_len()
+    release_kv_cache(req, tree_cache, checkpoint=True)
+    req.reset_for_retract()
+    return kept
