@@ -24,7 +24,8 @@ log = logging.getLogger("skipjoin.engine.control")
 
 class KnobWatcher:
     """Calls `on_change(knobs, version)` whenever `wire.control.POLICY`'s version moves, and once
-    at start when knobs are already set. Survives Redis outages: logs once, keeps polling."""
+    at start when knobs are already set. Survives Redis outages: logs once, keeps polling. A
+    callback that raises is logged and that version is not offered again."""
 
     def __init__(self, redis_url: str, on_change: Callable[[dict[str, Any], int], None],
                  poll_s: float = control.POLL_S):
@@ -56,6 +57,9 @@ class KnobWatcher:
         try:
             version = int(self.r.hget(control.POLICY, "version") or 0)
             if version == self.version:
+                return False
+            if version == 0:  # nothing set (or Redis lost its data): keep the knobs that run
+                self.version = 0
                 return False
             raw = self.r.hget(control.POLICY, "knobs")
         except (redis.RedisError, OSError, ValueError) as exc:
