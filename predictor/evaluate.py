@@ -4,6 +4,9 @@ probes cost on a live engine.
 Offline part (no model needed): the repo's prompt set with measured lengths and hidden states
 (`python -m predictor.dataset`), two splits — 5-fold CV stratified by kind (held-out prompts of
 kinds seen in training) and leave-kinds-out (GroupKFold by kind) — metrics averaged over folds.
+The hidden-state predictor is scored by nested CV: inner folds of each training fold choose layer,
+pooling, model and C (predictor.nested_cv); `--fixed` scores one given setting instead (optimistic
+when that setting was itself chosen on this data).
 Live part (`--engine-url`): median time to first token with and without each probe.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rich.console import Console
@@ -21,14 +24,17 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from predictor.config import PredictorConfig
 from predictor.dataset import LAYERS
 from predictor.examples import Example, load_prompt_set
-from predictor.features import FeatureSpec
-from predictor.fit import candidate_predictions, fit_and_rank, fit_models
-from predictor.metrics import Scores, kendall, score
+from predictor.features import POOLS, FeatureSpec
+from predictor.fit import candidate_predictions, fit_models
+from predictor.metrics import Scores, kendall, mean_scores, score
+from predictor.nested_cv import ORDINAL_CS, grid
+from predictor.nested_report import auto_predictions, auto_with, evaluate_nested, inner_splitter
 
 Split = list[tuple[np.ndarray, np.ndarray]]
 PREDICTORS = (
     "prompt-length",
     "heuristic",
+    "probe-hidden (nested)",
     "probe-hidden:ridge",
     "probe-hidden:ordinal",
     "probe-text",
@@ -58,19 +64,8 @@ def fold_predictions(
             out[f"probe-hidden:{kind}"] = preds[kind]
     if "guess" in preds:
         out["probe-text"] = preds["guess"]
-    # auto chooses on an inner held-out quarter of the training fold, as the trainer does live.
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(train))
-    cut = int(len(train) * 0.75)
-    auto = fit_and_rank(
-        [train[i] for i in order[:cut]],
-        [train[i] for i in order[cut:]],
-        spec,
-        config.question_min_parse_rate,
-        config.question_min_kendall,
-    )
-    out["auto"] = candidate_predictions(auto, test)[auto.choice]
-    out["auto:choice"] = np.array([auto.choice] * len(test))
+    out["auto"], choice = auto_predictions(train, test, spec, config)
+    out["auto:choice"] = np.array([choice] * len(test))
     return out
 
 
@@ -88,25 +83,12 @@ def evaluate(
         choices[choice] = choices.get(choice, 0) + 1
         for name, p in preds.items():
             per_fold.setdefault(name, []).append(score(p, actual, capped))
-    return {k: _mean(v) for k, v in per_fold.items()}, choices
-
-
-def _mean(scores: list[Scores]) -> Scores:
-    def avg(f: Callable[[Scores], float]) -> float:
-        return float(np.nanmean([f(s) for s in scores]))
-
-    return Scores(
-        avg(lambda s: s.kendall),
-        avg(lambda s: s.spearman),
-        avg(lambda s: s.mae),
-        avg(lambda s: s.pair_acc),
-        sum(s.n for s in scores),
-    )
+    return {k: mean_scores(v) for k, v in per_fold.items()}, choices
 
 
 def results_table(title: str, results: dict[str, dict[str, Scores]]) -> Table:
     table = Table(title=title)
-    for col in ("split", "predictor", "τ", "Spearman", "MAE*", "pairs >2×"):
+    for col in ("split", "predictor", "τ", "Spearman", "MAE*", "pairs >2×", "|log| p50"):
         table.add_column(col, justify="left" if col in ("split", "predictor") else "right")
     for split_name, r in results.items():
         for name in PREDICTORS:
@@ -119,6 +101,7 @@ def results_table(title: str, results: dict[str, dict[str, Scores]]) -> Table:
                     f"{s.spearman:.3f}",
                     f"{s.mae:.0f}",
                     f"{s.pair_acc:.3f}",
+                    f"{s.log_err:.2f}",
                 )
         table.add_section()
     return table
@@ -154,35 +137,82 @@ def guess_summary(examples: list[Example]) -> str:
     )
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def run_nested(
+    examples: list[Example], args: argparse.Namespace, config: PredictorConfig, console: Console
+) -> None:
+    layers = _ints(args.layers) if args.layers else sorted({k for e in examples for k in e.hidden["layers"]})
+    has_mean = all(e.hidden.get("mean") is not None for e in examples)
+    pools = args.pools.split(",") if args.pools else (list(POOLS) if has_mean else ["last"])
+    settings = grid(layers, pools)
+    console.print(
+        f"nested CV: {args.folds} outer folds report; {args.inner_folds} inner folds of each training "
+        f"fold choose among {len(settings)} settings (layers {layers}, pools {pools}, ridge | ordinal C "
+        f"{list(ORDINAL_CS)})"
+    )
+    results, chosen, choices = {}, {}, {}
+    for name, split in splits(examples, args.folds).items():
+        r = evaluate_nested(
+            examples, split, inner_splitter(name, args.inner_folds), settings, auto_with(config)
+        )
+        results[name], chosen[name], choices[name] = r.scores, r.chosen, r.auto_choices
+    console.print(
+        results_table("nested CV: predicted vs served output length (mean over outer folds)", results)
+    )
+    for name in chosen:
+        console.print(f"{name}: inner folds chose {chosen[name]}; auto served {choices[name]}")
+
+
+def run_fixed(
+    examples: list[Example], args: argparse.Namespace, config: PredictorConfig, console: Console
+) -> None:
+    spec = FeatureSpec(args.layer, args.pool)
+    results, choices = {}, {}
+    for name, split in splits(examples, args.folds).items():
+        results[name], choices[name] = evaluate(examples, split, spec, config)
+    title = f"fixed setting layer {spec.layer} {spec.pool} (not nested: optimistic if chosen on this data)"
+    console.print(results_table(title, results))
+    console.print(f"auto chose, per fold: {choices}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="skipjoin predictor-eval",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    ap.add_argument("--folds", type=int, default=5, help="outer folds")
+    ap.add_argument("--inner-folds", type=int, default=3)
+    ap.add_argument(
+        "--layers", default="", help="comma-separated layers to choose among (default: all stored)"
+    )
+    ap.add_argument(
+        "--pools", default="", help="comma-separated poolings to choose among (default: all stored)"
+    )
+    ap.add_argument("--fixed", action="store_true", help="also score one given setting (--layer, --pool)")
     ap.add_argument("--layer", type=int, default=FeatureSpec().layer)
     ap.add_argument("--pool", default=FeatureSpec().pool)
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--sweep", action="store_true", help="also compare layers and poolings")
+    ap.add_argument("--sweep", action="store_true", help="also compare layers and poolings (not nested)")
     ap.add_argument("--engine-url", default=None, help="measure the probes' cost on this live engine")
     ap.add_argument("--cost-prompts", type=int, default=20)
     args = ap.parse_args(argv)
-    console = Console(width=120)
+    console = Console(width=130)
     examples = [e for e in load_prompt_set() if e.hidden is not None]
-    spec, config = FeatureSpec(args.layer, args.pool), PredictorConfig()
-    capped = sum(e.capped for e in examples)
+    config = PredictorConfig()
     console.print(
         f"{len(examples)} prompts, {len({e.kind for e in examples})} kinds, "
-        f"{capped} answers ran to the 512-token cap; feature: layer {spec.layer}, {spec.pool}"
+        f"{sum(e.capped for e in examples)} answers ran to the 512-token cap"
     )
-    results, choices = {}, {}
-    for name, split in splits(examples, args.folds).items():
-        results[name], choices[name] = evaluate(examples, split, spec, config)
-    console.print(results_table("predicted vs actual output length (mean over folds)", results))
+    run_nested(examples, args, config, console)
     console.print(
-        "MAE*: over answers that stopped before the cap (capped lengths are censored). "
-        f"auto chose, per fold: {choices}"
+        "MAE*: over answers that stopped before the cap (capped lengths are censored); |log| p50: median "
+        "|log(predicted/served)| over those answers; pairs >2×: order accuracy on pairs more than 2× apart."
     )
+    if args.fixed:
+        run_fixed(examples, args, config, console)
     console.print(guess_summary(examples))
     if args.sweep:
         sweep(examples, splits(examples, args.folds)["seen kinds"], LAYERS, console)

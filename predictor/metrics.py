@@ -15,6 +15,8 @@ class Scores:
     mae: float  # over uncapped answers only: a capped answer's true length is unknown
     pair_acc: float  # order accuracy on pairs whose actual lengths differ by more than 2x
     n: int
+    # Calibration: median |log(predicted / served)| over uncapped answers (0.69 = off by 2x).
+    log_err: float = float("nan")
 
 
 def kendall(pred: np.ndarray, actual: np.ndarray) -> float:
@@ -36,6 +38,15 @@ def pair_accuracy(pred: np.ndarray, actual: np.ndarray, ratio: float = 2.0) -> f
     return float((right[far].sum() + 0.5 * ties[far].sum()) / far.sum())
 
 
+def log_error(pred: np.ndarray, actual: np.ndarray, capped: np.ndarray) -> float:
+    """Median |log(predicted / served)| over answers that stopped on their own."""
+    free = ~np.asarray(capped, bool)
+    if not free.any():
+        return float("nan")
+    p, a = np.maximum(np.asarray(pred, float)[free], 1.0), np.maximum(np.asarray(actual, float)[free], 1.0)
+    return float(np.median(np.abs(np.log(p / a))))
+
+
 def score(pred: np.ndarray, actual: np.ndarray, capped: np.ndarray | None = None) -> Scores:
     pred, actual = np.asarray(pred, float), np.asarray(actual, float)
     capped = np.zeros(len(actual), bool) if capped is None else np.asarray(capped, bool)
@@ -43,5 +54,22 @@ def score(pred: np.ndarray, actual: np.ndarray, capped: np.ndarray | None = None
     free = ~capped
     mae = float(np.abs(pred[free] - actual[free]).mean()) if free.any() else float("nan")
     return Scores(
-        kendall(pred, actual), float(np.nan_to_num(rho)), mae, pair_accuracy(pred, actual), len(pred)
+        kendall(pred, actual),
+        float(np.nan_to_num(rho)),
+        mae,
+        pair_accuracy(pred, actual),
+        len(pred),
+        log_error(pred, actual, capped),
+    )
+
+
+def mean_scores(scores: list[Scores]) -> Scores:
+    """Fold scores averaged (NaN folds skipped), `n` summed."""
+
+    def avg(name: str) -> float:
+        values = [getattr(s, name) for s in scores]
+        return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+
+    return Scores(
+        avg("kendall"), avg("spearman"), avg("mae"), avg("pair_acc"), sum(s.n for s in scores), avg("log_err")
     )
