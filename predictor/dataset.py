@@ -9,7 +9,10 @@ with plain transformers on the GGUF (batched, left padding), and writes, increme
 - with `--guesses`: `guesses.jsonl`, the question probe's digit-constrained answer per prompt.
 Layer k is the output of decoder layer k counted from 0, read by a forward hook exactly as the
 engine's hidden-state tap reads it (so the shipped model applies to the engine's probes).
-`--hidden-only` recomputes hidden.npz alone (seconds).
+`--hidden-only` recomputes hidden.npz alone (seconds); with `--engine-url` it asks a live engine
+through the gateway's own prefill probe (same endpoint, same messages, same body), so the shipped
+model is fit on exactly the feature production reads. The engine's probe returns the last token
+only: hidden.npz then has no "mean".
 """
 
 from __future__ import annotations
@@ -134,13 +137,10 @@ def _save_hidden(
 ) -> None:
     ids = sorted(hidden)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        ids=np.array(ids),
-        layers=np.array(layers),
-        last=np.stack([hidden[i][0] for i in ids]).astype(np.float16),
-        mean=np.stack([hidden[i][1] for i in ids]).astype(np.float16),
-    )
+    arrays = {"last": np.stack([hidden[i][0] for i in ids]).astype(np.float16)}
+    if all(hidden[i][1] is not None for i in ids):
+        arrays["mean"] = np.stack([hidden[i][1] for i in ids]).astype(np.float16)
+    np.savez_compressed(tmp, ids=np.array(ids), layers=np.array(layers), **arrays)
     tmp.replace(path)
 
 
@@ -148,7 +148,7 @@ def _load_hidden(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if not path.exists():
         return {}
     z = np.load(path)
-    return {str(i): (z["last"][n], z["mean"][n]) for n, i in enumerate(z["ids"])}
+    return {str(i): (z["last"][n], z["mean"][n] if "mean" in z else None) for n, i in enumerate(z["ids"])}
 
 
 def run(
@@ -199,6 +199,34 @@ def rerun_hidden(prompts: list[dict[str, Any]], out_dir: Path, layers: tuple[int
     hidden = {p["id"]: hidden_of(model, encode(tok, p), layers) for p in prompts}
     _save_hidden(out_dir / "hidden.npz", hidden, layers)
     print(f"hidden states of {len(hidden)} prompts, layers {layers}")
+
+
+def rerun_hidden_live(
+    prompts: list[dict[str, Any]], out_dir: Path, layers: tuple[int, ...], url: str
+) -> None:
+    """hidden.npz from a live engine, one prefill probe per prompt, sent one at a time."""
+    import asyncio
+
+    import httpx
+
+    from predictor.config import PredictorConfig
+    from predictor.engine_input import row_request
+    from predictor.probes import ProbeClient
+
+    async def probe_all() -> dict[str, tuple[np.ndarray, None]]:
+        out = {}
+        async with httpx.AsyncClient() as http:
+            probes = ProbeClient(http, PredictorConfig(engine_urls=(url,), probe_timeout_s=120.0))
+            for p in prompts:
+                res = await probes.prefill(row_request(p), layers=list(layers))
+                if res.hidden is None or list(res.hidden["layers"]) != list(layers):
+                    raise RuntimeError(f"{p['id']}: the engine returned no hidden state for layers {layers}")
+                out[p["id"]] = (np.asarray(res.hidden["last"], np.float32), None)
+        return out
+
+    hidden = asyncio.run(probe_all())
+    _save_hidden(out_dir / "hidden.npz", hidden, layers)
+    print(f"hidden states of {len(hidden)} prompts from {url}, layers {layers}")
 
 
 def ask_question(
@@ -272,12 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts (a sanity check)")
     ap.add_argument("--hidden-only", action="store_true", help="only recompute hidden.npz")
     ap.add_argument("--guesses", action="store_true", help="only ask the question probe (guesses.jsonl)")
-    ap.add_argument("--engine-url", default=None, help="with --guesses: ask through this live engine")
+    ap.add_argument(
+        "--engine-url", default=None, help="with --guesses or --hidden-only: ask this live engine"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     prompts = load_prompts(args.prompts)[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.hidden_only and args.engine_url:
+        rerun_hidden_live(prompts, args.out, LAYERS, args.engine_url.rstrip("/"))
+        return 0
     if args.hidden_only:
         rerun_hidden(prompts, args.out, LAYERS, args.threads)
         return 0

@@ -85,7 +85,8 @@ def load_prompt_set(data: Path = DATA) -> list[Example]:
         n = row_of[r["id"]]
         p = prompts[r["id"]]
         text = p.get("prompt") or "\n".join(m["content"] for m in p["messages"])
-        hidden = {"layers": layers, "last": z["last"][n].astype(float), "mean": z["mean"][n].astype(float)}
+        mean = z["mean"][n].astype(float) if "mean" in z else None  # the engine's probe has no mean
+        hidden = {"layers": layers, "last": z["last"][n].astype(float), "mean": mean}
         g = guesses.get(r["id"])
         out.append(
             Example(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from predictor.arrays import decode_array, encode_array
+from wire.xargs import PROBE_RESULT
 
 POOLS = ("last", "mean", "last+mean")
 
@@ -41,10 +42,14 @@ class FeatureSpec:
 def hidden_from_response(body: dict[str, Any], layers: list[int]) -> dict[str, Any] | None:
     """Normalise the engine's hidden states to {"layers", "last", "mean"}.
 
-    skipjoin's engine answers a top-level `{"layers", "last", "mean"}`; SGLang puts one vector per
-    token (prompt first) in `choices[i].hidden_states` or `meta_info.hidden_states`, for its last
-    layer only, so it is reported as the first requested layer.
+    skipjoin's vLLM engine answers `kv_transfer_params.skipjoin_hidden = {"layers", "last"}`; the
+    retired built-in engine a top-level `hidden_states` of the same shape (with "mean"); SGLang puts
+    one vector per token (prompt first) in `choices[i].hidden_states` or `meta_info.hidden_states`,
+    for its last layer only, so it is reported as the first requested layer.
     """
+    probe = (body.get("kv_transfer_params") or {}).get(PROBE_RESULT)
+    if isinstance(probe, dict) and "last" in probe:
+        return {"layers": [int(x) for x in probe["layers"]], "last": probe["last"], "mean": probe.get("mean")}
     hs = body.get("hidden_states")
     if isinstance(hs, dict) and "last" in hs:
         return {

@@ -1,7 +1,9 @@
 """The two probes, sent to the replica the real request will use, at top priority.
 
-- Prefill probe: the real prompt, `max_tokens: 0`, returning middle-layer hidden states. Its KV
-  stays in the engine's prefix cache, so the real request's prefill that follows is nearly free.
+- Prefill probe: the real request's own text (same endpoint, same messages or prompt, so the engine
+  sees the same tokens), `max_tokens: 1` (vLLM's least), flagged in `vllm_xargs`; the engine returns
+  layer k's hidden state at the last prompt token in `kv_transfer_params`. Its KV stays in the
+  engine's prefix cache, so the real request's prefill that follows is nearly free.
 - Question probe: the conversation plus "how many tokens would your response be?", decoding
   constrained to digits, a few tokens at most.
 """
@@ -16,9 +18,10 @@ import httpx
 
 from predictor.base import PredictRequest
 from predictor.config import PredictorConfig
+from predictor.engine_input import engine_input
 from predictor.features import hidden_from_response
 from predictor.parse import parse_length_guess
-from predictor.engine_input import engine_input
+from wire.xargs import PROBE, PROBE_LAYER
 
 PROBE_PRIORITY = 0  # lower runs first: probes overtake every real request
 
@@ -48,7 +51,8 @@ def _base_body(req: PredictRequest) -> tuple[str, dict[str, Any]]:
 
 def prefill_body(req: PredictRequest, layers: list[int]) -> tuple[str, dict[str, Any]]:
     path, body = _base_body(req)
-    return path, body | {"max_tokens": 0, "return_hidden_states": True, "hidden_layers": layers}
+    layer: int | list[int] = layers[0] if len(layers) == 1 else list(layers)
+    return path, body | {"max_tokens": 1, "vllm_xargs": {PROBE: 1, PROBE_LAYER: layer}}
 
 
 def question_body(req: PredictRequest, question: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
@@ -88,8 +92,10 @@ class ProbeClient:
         resp.raise_for_status()
         return resp.json(), time.perf_counter() - t0
 
-    async def prefill(self, req: PredictRequest, timeout: float | None = None) -> PrefillResult:
-        layers = [self.config.feature.layer]
+    async def prefill(
+        self, req: PredictRequest, timeout: float | None = None, layers: list[int] | None = None
+    ) -> PrefillResult:
+        layers = layers or [self.config.feature.layer]
         data, elapsed = await self._post(req, *prefill_body(req, layers), timeout)
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")

@@ -41,15 +41,26 @@ def probe_engine_args(layer: int | Sequence[int], cpu: bool | None = None) -> li
         from vllm.platforms import current_platform
 
         cpu = current_platform.is_cpu()
+    kv = kv_transfer_config(layers)
     return [
         "--kv-transfer-config",
-        json.dumps(kv_transfer_config(layers)),
+        json.dumps(kv),
         "--worker-cls",
         CPU_WORKER if cpu else GPU_WORKER,
         "--enable-prompt-tokens-details",
+        # The tap changes the compiled graph's outputs, but neither the KV-transfer config nor the
+        # worker class is in vLLM's compile-cache key: this is, so no plain engine's cached graph
+        # is loaded here (nor ours there).
+        "--additional-config",
+        json.dumps({"skipjoin_hidden_layers": kv["kv_connector_extra_config"]["layers"]}),
     ]
 
 
 def probe_engine_env() -> dict[str, str]:
-    """Environment the engine needs for the probe: none beyond `engine` being importable."""
-    return {}
+    """Environment the engine needs for the probe (besides `engine` being importable).
+
+    The tap wraps the V1 model runner's `_model_forward`; on GPU builds with Triton vLLM 0.32
+    defaults to Model Runner V2, which has no such hook, so V1 is asked for (the CPU build always
+    runs V1).
+    """
+    return {"VLLM_USE_V2_MODEL_RUNNER": "0"}

@@ -34,8 +34,8 @@ def _config(url: str | None, **kw) -> PredictorConfig:
 def test_probe_bodies_are_top_priority_prefill_and_digit_question():
     req = PredictRequest("hi", MESSAGES, 100, "m")
     path, body = prefill_body(req, [14])
-    assert path == "/v1/chat/completions" and body["max_tokens"] == 0 and body["priority"] == 0
-    assert body["return_hidden_states"] and body["hidden_layers"] == [14] and body["messages"] == MESSAGES
+    assert path == "/v1/chat/completions" and body["max_tokens"] == 1 and body["priority"] == 0
+    assert body["vllm_xargs"] == {"skipjoin_probe": 1, "skipjoin_layer": 14} and body["messages"] == MESSAGES
     path, body = question_body(PredictRequest("Once upon a time"), "How many tokens?", 6)
     assert path == "/v1/completions" and body["prompt"].startswith("Once upon a time")
     assert body["digits_only"] and body["max_tokens"] == 6 and body["priority"] == 0
