@@ -57,6 +57,11 @@ function render(s) {
   table("engines", ["replica", "running", "waiting", "MLFQ level occupancy"],
     s.engines.map((e, i) => [[e.id], [fmt(e.running), `engines.${i}.running`],
       [fmt(e.waiting), `engines.${i}.waiting`], [(e.levels || []).join(" · ")]]));
+  const views = [];
+  s.gateways.forEach((g) => Object.entries(g.replicas || {}).forEach(([url, r]) => views.push([[g.id],
+    [url], [r.paused ? "paused" : r.healthy ? "ok" : "down"], [fmt(r.inflight)], [fmt(r.window)],
+    [fmt(r.running)], [fmt(r.waiting)]])));
+  table("gateways", ["gateway", "replica", "state", "ours", "window", "running", "waiting"], views);
   const knobs = Object.entries(s.knobs.gateway).map(([k, v]) => [["gateway"], [k],
     typeof v === "number" ? [fmt(v), `knobs.gateway.${k}`] : [fmt(v)]]);
   Object.entries(s.knobs.engine).forEach(([k, v]) => knobs.push([["engine"], [k],

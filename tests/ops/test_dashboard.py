@@ -1,0 +1,106 @@
+"""The dashboard in headless Chromium against a live gateway with traffic: every number the page
+shows equals the JSON endpoint's; a screenshot is kept under results/."""
+
+import asyncio
+from html.parser import HTMLParser
+
+import chromium
+import httpx
+import pytest
+from admin_helpers import TOKEN, admin
+from gw_helpers import REPO, control, gateway, upstream, wait_for
+
+from engine.control import StatsPublisher
+
+pytestmark = pytest.mark.skipif(chromium.binary() is None, reason="needs Debian's chromium")
+SCREENSHOT = REPO / "results" / "dashboard.png"
+
+
+class Cells(HTMLParser):
+    """Collects the text of every element carrying `data-k` (a path into the stats JSON)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: dict[str, str] = {}
+        self._open: list[str | None] = []
+        self.status = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._open.append(a.get("data-k"))
+        if a.get("id") == "status":
+            self.status = a.get("data-state")
+        if a.get("data-k"):
+            self.cells[a["data-k"]] = ""
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        key = next((k for k in reversed(self._open) if k), None)
+        if key:
+            self.cells[key] += data
+
+
+def lookup(doc, path: str):
+    for part in path.split("."):
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    return doc
+
+
+async def _traffic(client: httpx.AsyncClient, gw, up) -> list[asyncio.Task]:
+    """Some finished requests (latency), one running and held, four queued behind it."""
+    for cls in ("interactive", "batch"):
+        r = await client.post(gw.url + "/v1/completions", json={"prompt": "Write 10 tokens"},
+                              headers={"X-Skipjoin-Class": cls})
+        assert r.status_code == 200
+    tasks = [asyncio.create_task(client.post(gw.url + "/v1/completions",
+                                             json={"prompt": "[hold]", "max_tokens": 1}))]
+    await asyncio.to_thread(wait_for, lambda: any("[hold]" in x["prompt"] for x in up.state.received))
+    for cls, n in (("interactive", 40), ("interactive", 500), ("batch", 100), ("batch", 2000)):
+        tasks.append(asyncio.create_task(client.post(
+            gw.url + "/v1/completions", json={"prompt": f"Write {n} tokens"},
+            headers={"X-Skipjoin-Class": cls})))
+    a = admin(gw.url)
+    await asyncio.to_thread(wait_for, lambda: a.get("/admin/stats").json()["queue"]["depth"] == 4)
+    return tasks
+
+
+async def test_dashboard_numbers_match_the_json_endpoint(redis_server, redis_client):
+    engine = StatsPublisher(redis_server.url, "engine-0", every_s=0, ttl_s=120)
+    engine.publish({"running": 1, "waiting": 3, "levels": [2, 1, 0, 1]})
+    with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, admin_token=TOKEN,
+                                               window_max=1) as gw:
+        admin(gw.url).patch("/admin/config/gateway", json={"aging_rate": 2.5})
+        client = httpx.AsyncClient(timeout=60)
+        tasks = await _traffic(client, gw, up)
+        try:
+            url = f"{gw.url}/dashboard/#token={TOKEN}"
+            dom = await asyncio.to_thread(chromium.dump_dom, url)
+            stats = admin(gw.url).get("/admin/stats").json()
+            await asyncio.to_thread(chromium.screenshot, url, SCREENSHOT)
+        finally:
+            control(up.url, release=True)
+            answers = await asyncio.gather(*tasks)
+            await client.aclose()
+            engine.close()
+    page = Cells()
+    page.feed(dom)
+    assert page.status == "live", dom[:2000]
+    must = {"queue.depth": 4, "inflight.total": 1, "queue.by_class.interactive": 2,
+            "queue.by_class.batch": 2, "engines.0.running": 1, "engines.0.waiting": 3,
+            "knobs.gateway.aging_rate": 2.5, "latency.interactive.ttft.n": 1}
+    for key, value in must.items():
+        assert lookup(stats, key) == value, key
+        assert float(page.cells[key]) == value, (key, page.cells.get(key))
+    assert len(page.cells) > len(must)
+    for key, shown in page.cells.items():
+        expected = lookup(stats, key)
+        if expected is None:
+            assert shown == "–", key
+        else:
+            assert float(shown) == pytest.approx(float(expected), abs=1e-4), (key, shown, expected)
+    assert "2 · 1 · 0 · 1" in dom  # MLFQ level occupancy as the engine published it
+    assert all(a.status_code == 200 for a in answers)
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and SCREENSHOT.stat().st_size > 10_000
