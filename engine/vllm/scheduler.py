@@ -41,7 +41,7 @@ class SkipJoinMixin:
         self.sj_paused: dict[str, Request] = {}
         self.sj_lock = threading.Lock()  # knob changes arrive on the control threads
         self.sj_pending: PolicyConfig | None = None
-        self.sj_counts = {"paused": 0, "evicted": 0, "resumed": 0, "steps": 0}
+        self.sj_counts = {"pauses": 0, "evictions": 0, "resumes": 0, "steps": 0}
         self.sj_engine_active = self.max_num_active_reqs
         self.sj_step_started: float | None = None
         self.sj_snapshot: dict = {}
@@ -90,7 +90,7 @@ class SkipJoinMixin:
         if seq is not None:  # freed blocks stay hashed: a resume finds what survives in the prefix cache
             seq.cached_len = 0
             self.sj_policy.on_preempted(seq, "recomputed", time.monotonic())
-        self.sj_counts["evicted"] += 1
+        self.sj_counts["evictions"] += 1
 
     def _free_request(self, request: Request, delay_free_blocks: bool = False):
         self.sj_paused.pop(request.request_id, None)
@@ -124,14 +124,14 @@ class SkipJoinMixin:
         for seq in plan.preempt:
             paused_ids[seq.rid] = by_id[seq.rid]
             self.sj_policy.on_preempted(seq, "paused", now)
-            self.sj_counts["paused"] += 1
+            self.sj_counts["pauses"] += 1
         admitted: list[Request] = []
         waiting_by_id = {r.request_id: r for r in self.waiting}
         for seq in plan.admit:
             if seq.rid in paused_ids:
                 del paused_ids[seq.rid]
                 seq.phase = Phase.RUNNING
-                self.sj_counts["resumed"] += 1
+                self.sj_counts["resumes"] += 1
             elif seq.rid in waiting_by_id:
                 admitted.append(waiting_by_id[seq.rid])
         paused = list(paused_ids.values())

@@ -46,4 +46,4 @@ def test_short_behind_eight_long(vllm_engine, policy, expect_first):
         assert rank == 8, f"short request overtook {8 - rank} long ones under FCFS"
     stats = vllm_engine.wait_idle()
     if policy == "mlfq":
-        assert stats["paused"] == 0 and stats["resumed"] >= 1
+        assert stats["paused"] == 0 and stats["resumes"] >= 1
