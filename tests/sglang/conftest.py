@@ -57,6 +57,7 @@ def driver(hooked):
     sgl.publish_args()
     drv.configure(PolicyConfig())
     drv.admit, drv.victims = set(), []
+    drv.stats = dict.fromkeys(drv.stats, 0)
     clock.now = 1000.0
     return drv
 

@@ -1,0 +1,85 @@
+"""Preemption on KV shortage (`NO_TOKEN`, where stock SGLang preempts nobody) by the policy's plan,
+with the victim's KV checkpointed into the radix tree so that re-admission is a prefix hit."""
+
+import sgl_objects as sgl
+from sglang.srt.environ import envs
+from sglang.srt.managers.schedule_batch import ScheduleBatch
+from sglang.srt.mem_cache.common import evict_from_tree_cache
+
+from engine.policy import Phase, PolicyConfig
+from engine.sglang import seqmap
+
+# Small quanta so that predictions put requests on distinct levels; the cost guard weighs measured
+# step and copy times, which a CPU test does not have.
+KNOBS = PolicyConfig(base_quantum=4, levels=6, prefill_weight=0.0, cost_guard=False)
+
+
+def crowded_engine(victim_priority: int):
+    """128 KV tokens: two running requests (30-token prompts, 4 decode steps) and a 40-token
+    newcomer that does not fit beside what they hold and may still generate."""
+    eng = sgl.Engine.build(kv_tokens=128)
+    long = sgl.request("long", 30, max_new=20, priority=victim_priority)
+    short = sgl.request("short", 30, max_new=20, priority=2, first_token=1000)
+    batch = eng.prefill([long, short])
+    sgl.decode(batch, 4)
+    newcomer = sgl.request("new", 40, max_new=20, priority=1, first_token=2000)
+    return eng, batch, long, short, newcomer
+
+
+def test_kv_shortage_preempts_the_policys_victim_and_keeps_its_kv(driver):
+    driver.configure(KNOBS)
+    eng, batch, long, short, newcomer = crowded_engine(victim_priority=200)
+    assert long.priority > short.priority  # levels: `long` sits lowest, `short` beside `new`
+    adder = eng.admit_pass([newcomer], batch)
+    seqs = [seqmap.seq_of(r) for r in (long, short)]
+    assert driver.policy.victim_order(seqs, 0.0)[0] is seqmap.seq_of(long)
+    assert adder.can_run_list == [newcomer] and adder.preempt_list == [long]
+    assert batch.reqs == [short]
+    assert seqmap.seq_of(long).phase is Phase.SWAPPED and seqmap.seq_of(long).preemptions == 1
+    assert driver.stats["kept_kv_tokens"] == 34  # prompt 30 + 4 decoded tokens' KV
+    # Re-admission: the whole context but the last sampled token is a radix-tree hit.
+    long.init_next_round_input(eng.tree)
+    assert long.prefix_len == 34 and len(long.full_untruncated_fill_ids) - long.prefix_len == 1
+
+
+def test_no_preemption_when_the_policy_refuses(driver):
+    driver.configure(KNOBS)  # min_level_gap=1: no victim at the newcomer's own level
+    eng, batch, long, short, newcomer = crowded_engine(victim_priority=2)
+    used = eng.kv_used()
+    adder = eng.admit_pass([newcomer], batch)
+    assert adder.can_run_list == [] and adder.preempt_list == []
+    assert set(batch.reqs) == {long, short} and eng.kv_used() == used
+    assert driver.stats["preempted"] == 0
+
+
+def test_checkpoint_survives_tight_memory(driver, monkeypatch):
+    """Stock `release_req` evicts right after freeing (for decode retraction's instant reuse): with
+    a checkpoint that would drop it. The preemption path leaves eviction to allocation."""
+    monkeypatch.setenv("SGLANG_RETRACT_DECODE_STEPS", "1000")
+    driver.configure(KNOBS)
+    eng, batch, long, short, newcomer = crowded_engine(victim_priority=200)
+    adder = eng.admit_pass([newcomer], batch)
+    assert adder.preempt_list == [long]
+    assert eng.tree.evictable_size() >= 34
+    long.init_next_round_input(eng.tree)
+    assert long.prefix_len == 34
+    # What stock `release_req` would have run next: it drops the checkpoint.
+    assert envs.SGLANG_RETRACT_DECODE_STEPS.get() == 1000
+    evict_from_tree_cache(eng.tree, 1 * 1000)
+    long.init_next_round_input(eng.tree)
+    assert long.prefix_len == 0
+
+
+def test_decode_oom_retracts_in_the_policys_victim_order(driver):
+    driver.configure(KNOBS)
+    eng = sgl.Engine.build(kv_tokens=256)
+    # Stock "length" order would retract `long-prompt` (fewest outputs, then longest prompt).
+    demoted = sgl.request("demoted", 20, max_new=20, priority=200)
+    long_prompt = sgl.request("long-prompt", 60, max_new=20, priority=2, first_token=1000)
+    batch = eng.prefill([demoted, long_prompt])
+    keep_first = ScheduleBatch._get_decode_retraction_order(batch.reqs)
+    assert [batch.reqs[i] for i in keep_first] == [long_prompt, demoted]
+    retracted, _, aborted = batch.retract_decode()
+    assert retracted == [demoted] and aborted == [] and batch.reqs == [long_prompt]
+    assert seqmap.seq_of(demoted).preemptions == 1 and seqmap.seq_of(demoted).cached_len == 0
+    assert driver.stats["retracted"] == 1
