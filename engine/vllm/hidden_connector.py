@@ -25,7 +25,8 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
 from vllm.forward_context import get_forward_context
 
 from engine.vllm.hidden_layers import HiddenLayers, requested_layers
-from engine.vllm.hidden_meta import RESULT_KEY, CapturedMeta, ProbeMeta, Target, last_prompt_slot
+from engine.vllm.hidden_meta import CapturedMeta, ProbeMeta, Target, last_prompt_slot
+from wire.xargs import PROBE_RESULT
 
 if TYPE_CHECKING:
     from vllm.config import VllmConfig
@@ -82,11 +83,11 @@ class HiddenStateConnector(KVConnectorBase_V1):
             return False, None
         wanted = entry[1]
         if isinstance(wanted, str):
-            return False, {RESULT_KEY: {"error": wanted}}
+            return False, {PROBE_RESULT: {"error": wanted}}
         params: dict[str, Any] = {}
         rows = self._captured.pop(request.request_id, None)
         if rows is not None:
-            params[RESULT_KEY] = _result(wanted, rows)
+            params[PROBE_RESULT] = _result(wanted, rows)
         elif request.num_computed_tokens >= request.num_prompt_tokens:
             # request_finished runs before update_connector_output within one update_from_output,
             # and outputs are serialised after it: the vector of this very step is filled in there.
@@ -102,7 +103,7 @@ class HiddenStateConnector(KVConnectorBase_V1):
         for req_id, rows in meta.vectors.items():
             if req_id in self._pending:
                 params, wanted = self._pending.pop(req_id)
-                params[RESULT_KEY] = _result(wanted, rows)
+                params[PROBE_RESULT] = _result(wanted, rows)
             elif req_id in self._probes:  # still running (max_tokens > 1): kept until it finishes
                 self._captured[req_id] = rows
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from engine.vllm.hidden_layers import HiddenLayers
-from engine.vllm.hidden_meta import RESULT_KEY
+from wire.xargs import PROBE_RESULT as RESULT_KEY
 
 CONNECTOR = "HiddenStateConnector"
 CONNECTOR_MODULE = "engine.vllm.hidden_connector"
