@@ -26,6 +26,7 @@ from router.events import Inbox
 from router.front import Front, FrontConfig
 from router.metrics import Metrics
 from router.models import ModelCatalog
+from router.openapi import install_openapi
 from router.placement import ROLES, buckets_for_role
 from router.queue import QueueConfig, RedisQueue
 from router.replica import Replica
@@ -175,9 +176,14 @@ def create_app(
             await client.aclose()
 
     app = FastAPI(
-        title="skipjoin gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="skipjoin gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
     install_error_handlers(app)
     install_routes(app)
+    install_openapi(app)
     install_admin(app, settings.admin_token)
     return app

@@ -103,7 +103,7 @@ async def _local(box: Mailbox, client: redis.Redis, job_id: str, check_s: float)
             stream, alive = await _look(client, job_id)
             if stream:
                 box.remote = True
-            elif not alive:
+            elif not alive and box.queue.empty():  # answered meanwhile: its events are queued here
                 yield Event(ERROR, LOST.encode(), 503)
                 return
         elif isinstance(ev, Event):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -65,6 +66,17 @@ class Disconnected(Exception):
 async def _disconnect(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+MAX_PREDICTED = 1 << 20  # tokens; no model answers longer, and the score must stay finite
+
+
+def _sane(pred: Prediction) -> Prediction:
+    """A pathological answer (NaN, infinite, negative, past any context) is a failed prediction."""
+    for value in (pred.length, pred.p90):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= MAX_PREDICTED:
+            raise ValueError(f"pathological prediction {pred.length!r} (p90 {pred.p90!r})")
+    return pred
 
 
 def _unavailable(exc: Exception) -> ApiError:
@@ -142,7 +154,7 @@ class Front:
     async def _predict(self, preq: PredictRequest) -> Prediction:
         try:
             async with asyncio.timeout(self.cfg.probe_timeout_s):
-                return await self.predictor.predict(preq)
+                return _sane(await self.predictor.predict(preq))
         except Exception as exc:  # noqa: BLE001 - any predictor failure falls back, counted
             log.debug("predictor fallback: %r", exc)
             self.metrics.predictor_fallbacks.inc()
