@@ -1,15 +1,16 @@
 """The hook bodies: SGLang's scheduler objects in, the policy's decisions applied.
 
 One `Driver` per scheduler process. Each scheduling pass SGLang sorts its waiting queue
-(`calc_priority`); there the driver asks the policy for one `plan` over the whole state, orders the
-queue by `policy.key`, and keeps the plan's victims. Admission stays SGLang's (its memory budget is
-the executor's safety check); when a candidate the policy admitted finds no slot or no KV tokens,
-the driver releases the policy's victims — never any others — and SGLang retries it.
+(`calc_priority`); there the driver asks the policy for one `plan` (`can_pause=False`: SGLang keeps
+no KV for a request it does not schedule, so every stop is an eviction), orders the queue by
+`policy.key`, and keeps the plan's victims. Admission stays SGLang's (its memory budget is the
+executor's safety check); when a candidate the plan admits finds no slot or no KV tokens, the
+driver releases the plan's victims — never any others — and SGLang retries it. A victim's KV is
+checkpointed into the radix tree (`release.py`). Decode-OOM retraction takes `victim_order`.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -49,9 +50,12 @@ class Driver:
         resident = self._states(running, now)
         for seq in resident:
             seq.phase = Phase.RUNNING
-        plan = self.policy.plan(resident, waiting, self._capacity(sched_policy.tree_cache, running), now)
+        cap = self._capacity(sched_policy.tree_cache, running)
+        candidates = self.policy.candidates(waiting, cap.max_seqs - len(running), now)
+        plan = self.policy.plan(resident, candidates, cap, now)
         self.admit = {id(s) for s in plan.admit}
-        doomed = {id(s) for s in plan.preempt + list(getattr(plan, "evict", []))}
+        # With can_pause=False every stop is an eviction; `preempt` stays empty, but is honoured.
+        doomed = {id(s) for s in plan.evict + plan.preempt}
         self.victims = [r for r in running if id(seqmap.seq_of(r)) in doomed]
         waiting_queue.sort(key=lambda r: self.policy.key(seqmap.seq_of(r), now))
         for req in list(waiting_queue) + running:
@@ -60,19 +64,14 @@ class Driver:
     def _states(self, reqs, now: float) -> list[SeqState]:
         return [seqmap.track(r, self.policy, now) for r in reqs]
 
-    @staticmethod
-    def _capacity(tree_cache, running):
-        """Free slots and KV as SGLang's admission counts them: free plus evictable tokens, less what
-        running requests may still generate (SGLang reserves it up front; 1.0 of it, as SGLang
-        does for fixed-length requests, so the policy never sees room SGLang lacks)."""
-        from sglang.srt.managers.schedule_policy import CLIP_MAX_NEW_TOKENS
-
-        reserved = sum(min(max(r.sampling_params.max_new_tokens - len(r.output_ids), 0), CLIP_MAX_NEW_TOKENS)
-                       for r in running)
-        free_kv = (tree_cache.token_to_kv_pool_allocator.available_size() + tree_cache.evictable_size()
-                   - reserved)
+    def _capacity(self, tree_cache, running):
+        """Free device KV now: free plus evictable tree tokens (the protocol's meaning). SGLang's
+        admission also reserves what running requests may still generate; the policy keeps its
+        own reserve (`kv_reserve_steps`), and where SGLang's is the larger, SGLang's `NO_TOKEN`
+        stands unless the policy's plan also finds KV short."""
+        free_kv = tree_cache.token_to_kv_pool_allocator.available_size() + tree_cache.evictable_size()
         free_slots = tree_cache.req_to_token_pool.available_size()
-        return seqmap.capacity(len(running), free_slots, free_kv)
+        return seqmap.capacity(self.policy, len(running), free_slots, free_kv)
 
     # --- preemption: REPLACE PrefillAdder.preempt_to_schedule, AROUND add_one_req ---------------
     def preempt_for(self, adder, req) -> bool:
@@ -107,7 +106,7 @@ class Driver:
                 released += 1
                 self.last_kept = 0
                 batch.release_req(i, len(batch.reqs) - released)
-                self._report_preempted(r, self.last_kept, now)
+                self._report_preempted(r, batch.tree_cache, now)
         batch.filter_batch(keep_indices=keep)
         adder.preempt_list.extend(chosen)
         self.victims = [v for v in self.victims if v not in chosen]
@@ -145,11 +144,18 @@ class Driver:
         self.stats["kept_kv_tokens"] += self.last_kept
         return True
 
-    def _report_preempted(self, req, kv_tokens: int, now: float) -> None:
+    def _report_preempted(self, req, tree_cache, now: float) -> None:
+        """Checkpointed KV is the host tier's once HiCache is on ("swapped"); without it, it stays
+        in the device tree until evicted: "recomputed" with that prefix cached."""
         seq = seqmap.seq_of(req)
         self.stats["preempted"] += 1
-        if seq is not None:
-            report_preempted(self.policy, seq, kept=kv_tokens > 0, now=now)
+        if seq is None:
+            return
+        if self.last_kept and release.has_host_tier(tree_cache):
+            self.policy.on_preempted(seq, "swapped", now)
+        else:
+            self.policy.on_preempted(seq, "recomputed", now)
+            seq.cached_len = self.last_kept
 
     # --- decode-OOM retraction: REPLACE ScheduleBatch._get_decode_retraction_order, AFTER retract_decode
     def retraction_order(self, reqs) -> list[int]:
@@ -167,14 +173,14 @@ class Driver:
             seq = seqmap.seq_of(req)
             self.stats["retracted"] += 1
             if seq is not None:
-                report_preempted(self.policy, seq, kept=False, now=now)
+                self.policy.on_preempted(seq, "recomputed", now)
 
     # --- demotion per quantum: AFTER Scheduler.process_batch_result ----------------------------
     def after_batch_result(self, result, scheduler, batch, *args, **kwargs):
         now = self.clock()
         if batch.forward_mode.is_decode():
             if self.last_decode is not None and now - self.last_decode < _MAX_STEP_S:
-                self.policy.costs.observe_step(now - self.last_decode)
+                self.policy.costs.observe_step(now - self.last_decode, batch=len(batch.reqs))
             self.last_decode = now
         self.account(batch.reqs, now)
 
@@ -191,12 +197,3 @@ class Driver:
             if req.finished():
                 self.policy.on_finish(seq, now)
 
-
-def report_preempted(policy: Policy, seq: SeqState, *, kept: bool, now: float) -> None:
-    """`on_preempted` takes `mode` ("swapped"/"recomputed") once the protocol change lands, a bool
-    `swapped` before: KV kept in the radix tree (and its host tier) resumes as a cache hit."""
-    params = inspect.signature(policy.on_preempted).parameters
-    if "mode" in params:
-        policy.on_preempted(seq, "swapped" if kept else "recomputed", now)
-    else:
-        policy.on_preempted(seq, kept, now)

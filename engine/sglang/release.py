@@ -24,6 +24,12 @@ def can_checkpoint(tree_cache: Any) -> bool:
     return schedule_batch.get_disagg().disaggregation_mode != "decode"
 
 
+def has_host_tier(tree_cache: Any) -> bool:
+    """HiCache in cache mode: evicted tree nodes go to host memory and are loaded back."""
+    return getattr(tree_cache, "cache_controller", None) is not None and \
+        getattr(tree_cache, "host_memory_mode", "cache") == "cache"
+
+
 def checkpoint_release(req: Any, tree_cache: Any, hisparse_coordinator: Any) -> int:
     """Release `req` for preemption keeping its KV in the tree; the KV tokens kept."""
     from sglang.srt.mem_cache.common import release_kv_cache

@@ -6,7 +6,6 @@ table has to be kept in step with SGLang's queues.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -54,14 +53,14 @@ def mirror_level(req: Any, seq: SeqState) -> None:
 
 
 def sync_waiting(req: Any, seq: SeqState) -> None:
-    seq.cached_len = min(int(req.prefix_len or 0), seq.prompt_len)
+    """The device prefix SGLang just matched (`calc_priority` matches the waiting queue): for a
+    preempted request it covers generated tokens too, its checkpoint."""
+    seq.cached_len = min(int(req.prefix_len or 0), seq.context_len)
     if seq.phase is Phase.RUNNING:
         seq.phase = Phase.WAITING
 
 
-def capacity(running: int, free_slots: int, free_kv_tokens: int) -> Capacity:
-    """SGLang cannot keep an unscheduled request's KV resident (no pause): say so if asked."""
-    fields = {f.name for f in dataclasses.fields(Capacity)}
-    extra = {"can_pause": False} if "can_pause" in fields else {}
-    return Capacity(max_seqs=running + max(free_slots, 0), free_kv_tokens=max(free_kv_tokens, 0),
-                    growth_per_seq=1, **extra)
+def capacity(policy: Policy, running: int, free_slots: int, free_kv_tokens: int) -> Capacity:
+    """SGLang cannot keep the KV of a request it does not schedule resident: no pausing."""
+    return Capacity(max_seqs=policy.config.active_cap(running + max(free_slots, 0)),
+                    free_kv_tokens=max(free_kv_tokens, 0), growth_per_seq=1, can_pause=False)

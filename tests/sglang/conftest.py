@@ -11,7 +11,6 @@ import importlib.metadata
 import pytest
 
 
-
 def _sglang_installed() -> bool:
     # Not find_spec: this very folder, named sglang, would pass for a namespace package.
     try:
@@ -37,10 +36,11 @@ class Clock:
 @pytest.fixture(scope="session")
 def hooked():
     """(driver, clock): skipjoin's hooks applied to this process's SGLang, once."""
+    import sgl_objects as sgl
+
     from engine.policy import PolicyConfig
     from engine.sglang.driver import Driver
     from engine.sglang.plugin import install
-    import sgl_objects as sgl
 
     sgl.publish_args()
     clock = Clock()
@@ -50,8 +50,9 @@ def hooked():
 @pytest.fixture
 def driver(hooked):
     """The hooked driver with default knobs and fresh state; tests `configure` what they need."""
-    from engine.policy import PolicyConfig
     import sgl_objects as sgl
+
+    from engine.policy import PolicyConfig
 
     drv, clock = hooked
     sgl.publish_args()

@@ -77,8 +77,8 @@ class Engine:
         `process_batch_result_prefill` does): a running batch, between two passes."""
         adder = self.admit_pass(list(reqs), None)
         assert set(adder.can_run_list) == set(reqs), "prefill set-up: every request must be admitted"
-        batch = ScheduleBatch.init_new(adder.can_run_list, self.req_to_token, self.allocator, self.tree, MODEL, False,
-                                       SpeculativeAlgorithm.NONE)
+        batch = ScheduleBatch.init_new(adder.can_run_list, self.req_to_token, self.allocator, self.tree,
+                                       MODEL, False, SpeculativeAlgorithm.NONE)
         batch.prepare_for_extend()
         _sample(batch, 7)
         return batch
