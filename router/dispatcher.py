@@ -98,6 +98,7 @@ class Dispatcher:
         # Whether the queue may hold jobs: a finished job wakes the loop only then (saves a pop
         # per request when idle). The poll fallback drains regardless.
         self._backlog = True
+        self._popping = 0  # jobs being popped right now (admit/_drain awaiting Redis): room they hold
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -172,6 +173,7 @@ class Dispatcher:
             if s.inflight < s.window:
                 room += s.window - s.inflight
                 buckets += [b for b in buckets_for_role(r.role, self.cfg.roles_enabled) if b not in buckets]
+        room = max(0, room - self._popping)  # slots that pops still in flight will fill
         return buckets, (room if not self.cfg.roles_enabled else min(room, 1))
 
     async def admit(self, job: Job) -> int:
@@ -181,7 +183,11 @@ class Dispatcher:
         buckets, count = self._room()
         if not count or job.bucket not in buckets:
             return await self.queue.push(job, publish=True)
-        depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1, self.watch.settled)
+        self._popping += 1
+        try:
+            depth, popped = await self.queue.push_pop(job, buckets, self.owner, 1, self.watch.settled)
+        finally:
+            self._popping -= 1
         self._started(popped)
         if depth - len(popped.jobs) - popped.dropped > 0:
             self._backlog = True
@@ -198,7 +204,11 @@ class Dispatcher:
             buckets, count = self._room()
             if not count:
                 return
-            popped = await self.queue.pop(buckets, self.owner, count, self.watch.settled)
+            self._popping += count
+            try:
+                popped = await self.queue.pop(buckets, self.owner, count, self.watch.settled)
+            finally:
+                self._popping -= count
             self._started(popped)
             if len(popped.jobs) < count:
                 self._backlog = False  # the queue ran dry
@@ -208,7 +218,11 @@ class Dispatcher:
         states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in self.replicas]
         idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
         if idx is None:  # only if roles changed under us: any replica with room will do
-            idx = next(i for i, s in enumerate(states) if has_room(s))
+            idx = next((i for i, s in enumerate(states) if has_room(s)), None)
+        if idx is None:  # a replica paused or its window shrank while the pop was in flight: the
+            # job is leased to us already, so overcommit the least busy one that takes new requests
+            open_ = [i for i, r in enumerate(self.replicas) if not r.paused] or list(range(len(states)))
+            idx = min(open_, key=lambda i: (not states[i].healthy, states[i].busy, states[i].inflight))
         replica = self.replicas[idx]
         replica.remember(job.prefix_key)
         self._jobs[job.id] = (job, replica)
