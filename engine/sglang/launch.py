@@ -1,6 +1,7 @@
 """`skipjoin engine --backend sglang`: SGLang's server with the plugin and the flags its hooks need.
 
-    skipjoin engine --backend sglang --model PATH [--policy JSON] [--probe-layer K] [SGLang flags...]
+    skipjoin engine --backend sglang --model PATH [--policy mlfq] [--policy-json JSON]
+                    [--probe-layer K] [--host H] [--port P] [SGLang flags...]
 
 Priority scheduling with low values first and threshold 0 (the level is `req.priority`), FCFS within
 a level (priority works only with fcfs/lof), HiCache with write-back (a preempted request's
@@ -16,13 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from engine.policy import POLICY_NAMES
 from engine.sglang.plugin import POLICY_ENV, policy_config
 from engine.sglang.version import SGLangVersionError, check_version, installed_version
 
 
-def sglang_flags(model: str, probe_layer: int | None, extra: Sequence[str]) -> list[str]:
-    """SGLang's command line; flags in `extra` replace skipjoin's defaults of the same name."""
-    defaults: dict[str, list[str]] = {
+def settings(model: str, probe_layer: int | None) -> dict[str, list[str]]:
+    """SGLang flag → values: what the hooks rely on, and the probe layer."""
+    flags: dict[str, list[str]] = {
         "--model-path": [model],
         "--schedule-policy": ["fcfs"],
         "--enable-priority-scheduling": [],
@@ -35,27 +37,32 @@ def sglang_flags(model: str, probe_layer: int | None, extra: Sequence[str]) -> l
     }
     if probe_layer is not None:
         # EAGLE3's convention names the layer whose *output* is captured; no draft model is loaded.
-        defaults |= {"--enable-return-aux-hidden-states": [], "--speculative-algorithm": ["EAGLE3"],
-                     "--return-aux-hidden-state-layer-ids": [str(probe_layer)]}
+        flags |= {"--enable-return-aux-hidden-states": [], "--speculative-algorithm": ["EAGLE3"],
+                  "--return-aux-hidden-state-layer-ids": [str(probe_layer)]}
+    return flags
+
+
+def sglang_flags(model: str, probe_layer: int | None, extra: Sequence[str],
+                 host: str = "127.0.0.1", port: int = 8100) -> list[str]:
+    """SGLang's command line; flags in `extra` replace skipjoin's defaults of the same name."""
+    defaults = settings(model, probe_layer) | {"--host": [host], "--port": [str(port)]}
     given = {arg.split("=", 1)[0] for arg in extra if arg.startswith("--")}
     flags = [part for name, value in defaults.items() if name not in given for part in (name, *value)]
     return flags + list(extra)
 
 
-def embedded(model: str, probe_layer: int | None = None, policy: str = "", **overrides):
-    """The same engine in this process's Python: `sglang.Engine` (its scheduler is a subprocess
-    that inherits the environment, which is how the plugin gets its knobs)."""
+def embedded(model: str, probe_layer: int | None = None, policy: str = "{}", **overrides):
+    """The same engine inside this Python process: `sglang.Engine` (no HTTP server). Its scheduler
+    runs in a subprocess that inherits the environment: that is how the plugin gets its knobs."""
     import sglang
 
     check_version(installed_version())
     policy_config({POLICY_ENV: policy})
-    os.environ[POLICY_ENV] = policy or json.dumps({})
-    kwargs = {}
-    flags = sglang_flags(model, probe_layer, [])
-    for i, flag in enumerate(flags):
-        if flag.startswith("--"):
-            has_value = i + 1 < len(flags) and not flags[i + 1].startswith("--")
-            kwargs[flag[2:].replace("-", "_")] = flags[i + 1] if has_value else True
+    os.environ[POLICY_ENV] = policy
+    kwargs: dict[str, object] = {
+        name[2:].replace("-", "_"): (values[0] if values else True)
+        for name, values in settings(model, probe_layer).items()
+    }
     kwargs["priority_scheduling_preemption_threshold"] = 0
     if probe_layer is not None:
         kwargs["return_aux_hidden_state_layer_ids"] = [probe_layer]
@@ -63,28 +70,41 @@ def embedded(model: str, probe_layer: int | None = None, policy: str = "", **ove
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """skipjoin's options (named as for the vLLM backend); everything else goes to SGLang."""
     parser = argparse.ArgumentParser(prog="skipjoin engine --backend sglang", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model path or Hugging Face id")
-    parser.add_argument("--policy", default="", help="JSON of engine.policy.PolicyConfig knob changes")
+    parser.add_argument("--model", required=True, help="model folder or Hugging Face id")
+    parser.add_argument("--policy", choices=POLICY_NAMES, default="mlfq")
+    parser.add_argument("--policy-json", default="{}", help="more policy knobs, as a JSON object")
     parser.add_argument("--probe-layer", type=int, default=None,
                         help="decoder layer (from 0) whose last-token hidden state probes return")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
     return parser.parse_known_args(list(argv))
+
+
+def policy_json(args: argparse.Namespace) -> str:
+    """The knobs for the scheduler process; a bad one raises ValueError here, before launch."""
+    try:
+        knobs = json.loads(args.policy_json or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--policy-json: {exc}") from exc
+    if not isinstance(knobs, dict):
+        raise ValueError("--policy-json must be a JSON object")
+    raw = json.dumps(knobs | {"name": args.policy})
+    policy_config({POLICY_ENV: raw})
+    return raw
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse(sys.argv[1:] if argv is None else argv)
     try:
         check_version(installed_version())
-    except (ImportError, SGLangVersionError) as exc:
-        print(f"skipjoin: {exc}", file=sys.stderr)
+        raw = policy_json(args)
+    except (ImportError, SGLangVersionError, ValueError) as exc:
+        print(f"skipjoin engine: {exc}", file=sys.stderr)
         return 2
-    try:
-        policy_config({POLICY_ENV: args.policy})  # a bad knob fails here, not in the scheduler
-    except ValueError as exc:
-        print(f"skipjoin: {exc}", file=sys.stderr)
-        return 2
-    env = os.environ | {POLICY_ENV: args.policy or json.dumps({})}
-    cmd = [sys.executable, "-m", "sglang.launch_server", *sglang_flags(args.model, args.probe_layer, extra)]
-    os.execvpe(cmd[0], cmd, env)
+    flags = sglang_flags(args.model, args.probe_layer, extra, args.host, args.port)
+    cmd = [sys.executable, "-m", "sglang.launch_server", *flags]
+    os.execvpe(cmd[0], cmd, os.environ | {POLICY_ENV: raw})
     return 0  # not reached: the server replaces this process

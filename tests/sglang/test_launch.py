@@ -2,10 +2,13 @@
 hooks need; a bad policy knob or another SGLang release stops it before any server starts."""
 
 import argparse
+import json
 
 from sglang.srt.server_args import ServerArgs
 
+from engine.policy import PolicyConfig
 from engine.sglang import launch
+from engine.sglang.plugin import policy_config
 
 
 def sglang_parse(flags):
@@ -27,13 +30,30 @@ def test_flags_parse_with_sglangs_parser():
 def test_given_flags_replace_defaults():
     flags = launch.sglang_flags("m", None, ["--schedule-policy=lof", "--port", "30001"])
     args = sglang_parse(flags)
-    assert args.schedule_policy == "lof" and args.port == 30001
+    assert args.schedule_policy == "lof" and args.port == 30001 and args.host == "127.0.0.1"
     assert "--enable-return-aux-hidden-states" not in flags and flags.count("--schedule-policy=lof") == 1
 
 
 def test_bad_policy_knob_exits_before_launch(capsys):
-    assert launch.main(["--model", "m", "--policy", '{"levels": 0}']) == 2
+    assert launch.main(["--model", "m", "--policy-json", '{"levels": 0}']) == 2
     assert "levels must be in 1..32" in capsys.readouterr().err
+    assert launch.main(["--model", "m", "--policy-json", "[1]"]) == 2
+    assert "must be a JSON object" in capsys.readouterr().err
+
+
+def test_launch_command(monkeypatch):
+    """What `skipjoin engine --backend sglang` hands to exec (the lead's CLI calls `main(argv)`)."""
+    seen = {}
+    monkeypatch.setattr(launch.os, "execvpe", lambda f, cmd, env: seen.update(cmd=cmd, env=env))
+    argv = ["--model", "/m", "--policy", "fcfs", "--policy-json", '{"levels": 3}', "--probe-layer", "19",
+            "--port", "9000", "--mem-fraction-static", "0.8"]
+    assert launch.main(argv) == 0
+    cmd = seen["cmd"]
+    assert cmd[1:3] == ["-m", "sglang.launch_server"] and cmd[-2:] == ["--mem-fraction-static", "0.8"]
+    args = sglang_parse(cmd[3:])
+    assert args.model_path == "/m" and args.port == 9000 and args.return_aux_hidden_state_layer_ids == [19]
+    assert json.loads(seen["env"]["SKIPJOIN_POLICY"]) == {"levels": 3, "name": "fcfs"}
+    assert policy_config(seen["env"]) == PolicyConfig(name="fcfs", levels=3)
 
 
 def test_other_sglang_release_exits_before_launch(monkeypatch, capsys):
