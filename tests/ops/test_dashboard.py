@@ -70,8 +70,9 @@ async def _traffic(client: httpx.AsyncClient, gw, up) -> list[asyncio.Task]:
 async def test_dashboard_numbers_match_the_json_endpoint(redis_server, redis_client):
     engine = StatsPublisher(redis_server.url, "engine-0", every_s=0, ttl_s=120)
     engine.publish({"running": 1, "waiting": 3, "levels": [2, 1, 0, 1]})
+    # lease_s 10: Chromium's start-up starves the box; a 1 s lease could lapse and move the queue.
     with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, admin_token=TOKEN,
-                                               window_max=1) as gw:
+                                               window_max=1, lease_s=10.0) as gw:
         admin(gw.url).patch("/admin/config/gateway", json={"aging_rate": 2.5})
         client = httpx.AsyncClient(timeout=60)
         tasks = await _traffic(client, gw, up)
