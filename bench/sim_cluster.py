@@ -8,6 +8,7 @@ to the engine's own scheduler.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import time
 from collections import OrderedDict
@@ -223,24 +224,33 @@ class Cluster:
             self.moved += 1
 
 
+class BudgetExceeded(RuntimeError):
+    """A run took more wall time than its budget (a collapsing policy can take hours)."""
+
+
 def simulate(w: Workload, policy: PolicyConfig, cost: CostModel,
-             cluster: ClusterConfig | None = None) -> SimResult:
+             cluster: ClusterConfig | None = None, budget_s: float | None = None) -> SimResult:
+    """Run `w` through the cluster; raise BudgetExceeded after `budget_s` wall seconds."""
     cfg = cluster or ClusterConfig()
     sim = Cluster(w, policy, cost, cfg)
     t0 = time.perf_counter()
-    _loop(sim)
+    _loop(sim, t0 + budget_s if budget_s is not None else math.inf)
     return SimResult(w, sim.first, sim.done, sim.preempt, [e.stats for e in sim.engines],
                      time.perf_counter() - t0, sim.moved)
 
 
-def _loop(sim: Cluster) -> None:
+def _loop(sim: Cluster, deadline: float) -> None:
     arrival = sim.w.arrival.tolist()
     n, i = len(arrival), 0
     engines = sim.engines
     single = len(engines) == 1
     every = sim.cfg.rebalance_s
     t_reb = every if every else math.inf
-    while True:
+    for events in itertools.count():
+        if events % 4096 == 0 and time.perf_counter() > deadline:
+            done = int(np.count_nonzero(~np.isnan(sim.done)))
+            raise BudgetExceeded(f"stopped at simulated t={engines[0].now:.0f} s with {done:,} of {n:,} "
+                                 f"requests done, {i - done:,} in flight: over the wall-clock budget")
         t_arr = arrival[i] if i < n else math.inf
         e = engines[0] if single else min(engines, key=lambda x: x.horizon)
         t_next = min(t_arr, e.horizon, t_reb)

@@ -35,7 +35,11 @@ ARMS = {
     "fastserve": Arm(FASTSERVE, predicted=False),
     "fastserve-free": Arm(FASTSERVE, predicted=False, free_swaps=True),
     "skipjoin": Arm(PolicyConfig(name="mlfq"), predicted=True),
+    # The bound: exact lengths, free swaps, remaining work counted as prefill + decode.
     "srpt": Arm(PolicyConfig(name="srpt"), predicted=True, exact=True, free_swaps=True),
+    # The same by remaining output tokens only (no bound on prompt-heavy traffic).
+    "srpt-output": Arm(PolicyConfig(name="srpt", prompt_aware=False), predicted=True, exact=True,
+                       free_swaps=True),
 }
 
 
@@ -62,7 +66,9 @@ def build_workload(name: str, n: int, load: float, cost: CostModel, seed: int = 
 
 
 def run_arm(w: Workload, arm: Arm, cost: CostModel, tau: float | None, seed: int = 0,
-            cluster: ClusterConfig | None = None, at_once: bool = False) -> tuple[SimResult, Summary]:
+            cluster: ClusterConfig | None = None, at_once: bool = False,
+            budget_s: float | None = None) -> tuple[SimResult, Summary]:
+    """Simulate one arm; BudgetExceeded after `budget_s` wall seconds."""
     if arm.exact:
         w = with_predictions(w, 1.0)
     elif arm.predicted:
@@ -72,7 +78,7 @@ def run_arm(w: Workload, arm: Arm, cost: CostModel, tau: float | None, seed: int
     if at_once:
         w = all_at_once(w)
     c = cost.updated({"kv_bytes_per_token": 0.0}) if arm.free_swaps else cost
-    result = simulate(w, arm.config, c, cluster)
+    result = simulate(w, arm.config, c, cluster, budget_s)
     solo = cost.step_s(1, float(w.prompt_len.mean()))
     return result, summarize(w.arrival, result.first, result.done, w.output_len,
                              default_slo(w.output_len, solo))

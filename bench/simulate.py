@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.costmodel import parse_overrides, preset
+from bench.costmodel import PROVENANCE, parse_overrides, preset
 from bench.plots import latency_vs_load
-from bench.sim_cluster import PLACEMENTS, ClusterConfig
+from bench.sim_cluster import PLACEMENTS, BudgetExceeded, ClusterConfig
 from bench.sim_runs import ARMS, arm_named, build_workload, run_arm
 from bench.workloads import SPECS, Bursts, load_trace
 
@@ -25,8 +25,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skipjoin simulate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", default="sharegpt", choices=sorted(SPECS))
-    p.add_argument("--trace", help="JSONL/CSV of (arrival, prompt_len, output_len); BurstGPT CSV works")
-    p.add_argument("-n", "--requests", type=int, default=5000)
+    p.add_argument("--trace", help="JSONL/CSV of (arrival, prompt_len, output_len); BurstGPT's and "
+                   "Azure's CSVs (TIMESTAMP, ContextTokens, GeneratedTokens) load as published")
+    p.add_argument("-n", "--requests", type=int, default=None,
+                   help="requests to generate (default 5000), or the first n of --trace (default all)")
+    p.add_argument("--arm-budget-s", type=float, default=600.0,
+                   help="wall-clock seconds one policy at one load may take before it is stopped")
     p.add_argument("--loads", default="0.3,0.5,0.7,0.8,0.9,0.95")
     p.add_argument("--bursts", action="store_true", help="modulate arrivals: 1/4 of each 5 min at 1.5x")
     p.add_argument("--at-once", action="store_true", help="every request arrives at t=0")
@@ -58,19 +62,24 @@ def _knob(text: str) -> tuple[str, object]:
     return key, float(value) if "." in value or "e" in value else int(value)
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, log=print) -> list[dict]:
     cost = preset(args.cost).updated(parse_overrides(args.cost_set))
-    base = load_trace(args.trace) if args.trace else None
+    base = load_trace(args.trace, args.requests) if args.trace else None
+    n = len(base) if base is not None else args.requests or 5000
     bursts = Bursts() if args.bursts else None
     overrides = dict(_knob(k) for k in args.policy_set)
     cluster = ClusterConfig(replicas=args.replicas, placement=args.placement,
                             gateway_queue=args.gateway_queue, rebalance_s=args.rebalance_s)
     rows = []
     for load in (float(x) for x in args.loads.split(",")):
-        w = build_workload(args.workload, args.requests, load, cost, args.seed, bursts, base)
+        w = build_workload(args.workload, n, load, cost, args.seed, bursts, base)
         for name in args.policies.split(","):
-            result, s = run_arm(w, arm_named(name, overrides), cost, args.tau, args.seed, cluster,
-                                args.at_once)
+            try:
+                result, s = run_arm(w, arm_named(name, overrides), cost, args.tau, args.seed, cluster,
+                                    args.at_once, args.arm_budget_s)
+            except BudgetExceeded as exc:
+                log(f"{name} at load {load}: {exc} ({args.arm_budget_s:.0f} s, --arm-budget-s); skipped")
+                continue
             rows.append({"policy": name, "load": load, "wall_s": result.wall_s,
                          "preemptions": sum(e.preemptions for e in result.engines), **s.to_dict()})
     return rows
@@ -104,10 +113,12 @@ def main(argv: list[str]) -> int:
     if args.report:
         from bench.report import main as report_main
 
-        return report_main(["--out", args.report_out, "-n", str(args.requests)]
+        n = ["-n", str(args.requests)] if args.requests else []
+        return report_main(["--out", args.report_out, *n]
                            + (["--cost", args.cost] if args.cost != "h100-7b" else []))
-    rows = run(args)
     console = Console(width=160)
+    console.print(f"cost preset {args.cost}: {PROVENANCE.get(args.cost, '')}")
+    rows = run(args, console.print)
     print_table(rows, console)
     for policy, rps in slo_throughput(rows).items():
         console.print(f"{policy}: throughput at SLO (>= 90% within 5x ideal + 1 s) = {rps:.2f} req/s")

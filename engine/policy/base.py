@@ -16,6 +16,7 @@ from engine.policy.lengths import LengthStats
 from engine.policy.plan import Capacity, CostEstimates, Plan, kv_held
 from engine.policy.planner import Planner
 from engine.policy.seq import PREEMPT_MODES, Phase, SeqState
+from engine.policy.trust import PredictionTrust
 
 
 class Policy:
@@ -32,6 +33,7 @@ class Policy:
         self.costs = costs or CostEstimates()
         self.lengths = lengths or LengthStats()
         self.budget = SwapBudget(self.config.max_swap_fraction)
+        self.trust = PredictionTrust(self.config.min_prediction_rho)
         self.preemptions = 0
         self.promotions = 0
         self.kv_evictions = 0
@@ -52,6 +54,12 @@ class Policy:
     def on_finish(self, seq: SeqState, now: float) -> None:
         seq.phase = Phase.FINISHED
         self.lengths.observe(seq.generated)
+        if seq.predicted_len is not None:
+            self.trust.observe(seq.predicted_len, seq.generated)
+
+    def prediction(self, seq: SeqState) -> float | None:
+        """The request's predicted length, while predictions have been shown to rank lengths."""
+        return seq.predicted_len if self.trust.trusted else None
 
     def on_preempted(self, seq: SeqState, mode: str | bool, now: float) -> None:
         """The driver reports each preemption it carried out: "paused" (KV kept on the device),
@@ -107,13 +115,23 @@ class Policy:
 
     def expected_remaining(self, seq: SeqState) -> float:
         """Expected tokens still to generate: the prediction while it holds, then the learned tail."""
-        if seq.predicted_len is not None and seq.generated < seq.predicted_len:
-            rem = seq.predicted_len - seq.generated
+        predicted = self.prediction(seq)
+        if predicted is not None and seq.generated < predicted:
+            rem = predicted - seq.generated
         else:
             rem = self.lengths.mean_residual(seq.generated)
         if seq.max_tokens is not None:
             rem = min(rem, seq.max_tokens - seq.generated)
         return max(rem, 1.0)
+
+    def remaining_work_s(self, seq: SeqState) -> float:
+        """Engine seconds still owed: the prompt not yet prefilled at the prefill price plus the
+        expected remaining output at the decode price (`prompt_aware=False`: output alone)."""
+        c = self.costs
+        decode = self.expected_remaining(seq) * c.decode_s_per_token
+        if not self.config.prompt_aware or seq.phase is not Phase.WAITING:
+            return decode
+        return decode + max(seq.context_len - seq.cached_len, 0) * c.prefill_s_per_token
 
     # --- waiting requests between plans ---------------------------------------------------
     def before_plan(self, waiting: list[SeqState], now: float) -> None:

@@ -1,4 +1,9 @@
-"""Comparison policies: strict priority, SJF and the oracle SRPT bound (FCFS is `Policy`)."""
+"""Comparison policies: strict priority, SJF and the oracle SRPT bound (FCFS is `Policy`).
+
+SJF and SRPT order by work in engine seconds: prefill still to do plus expected output, each at
+its price (`Policy.remaining_work_s`); ordering by output tokens alone is no bound on prompt-heavy
+traffic (there it can be worse than FCFS).
+"""
 
 from __future__ import annotations
 
@@ -33,11 +38,12 @@ class SJFPolicy(Policy):
         return "sjf"
 
     def key(self, seq: SeqState, now: float) -> tuple:
-        return (self.expected_remaining(seq) + seq.generated, seq.arrival, seq.rid)
+        done = seq.generated * self.costs.decode_s_per_token  # the whole job's size, not what is left
+        return (self.remaining_work_s(seq) + done, seq.arrival, seq.rid)
 
 
 class SRPTPolicy(Policy):
-    """Shortest remaining first with free preemption: with exact lengths, the lower bound."""
+    """Shortest remaining work first with free preemption: with exact lengths, the reference bound."""
 
     preemptive = True
     static_keys = False
@@ -47,7 +53,7 @@ class SRPTPolicy(Policy):
         return "srpt"
 
     def key(self, seq: SeqState, now: float) -> tuple:
-        return (self.expected_remaining(seq), seq.arrival, seq.rid)
+        return (self.remaining_work_s(seq), seq.arrival, seq.rid)
 
     def may_preempt(self, cand, stop, evict, running, now) -> bool:
         return True

@@ -38,6 +38,12 @@ class PolicyConfig:
     # Cap on the active batch (None: the engine's own). On a compute-bound engine the step time
     # grows with the batch, so a smaller active set can lower mean latency.
     max_active: int | None = None
+    # Ignore predicted lengths while their rank correlation with the served lengths is below this.
+    min_prediction_rho: float = 0.2
+    # Admit only while KV for this many more steps of the batch's growth stays free (0: to the brim).
+    kv_reserve_steps: int = 16
+    # Count unprefilled prompt tokens in remaining work (SJF/SRPT keys, order within an MLFQ level).
+    prompt_aware: bool = True
     # How many waiting requests beyond the free slots one plan considers (`Policy.candidates`).
     candidate_window: int = 64
 
@@ -58,6 +64,8 @@ class PolicyConfig:
                 raise ValueError(f"{knob} must be > 0 or None")
         if self.min_gain_s < 0 or self.min_level_gap < 0:
             raise ValueError("min_gain_s and min_level_gap must be >= 0")
+        if not -1.0 <= self.min_prediction_rho <= 1.0:
+            raise ValueError("min_prediction_rho must be in [-1, 1]")
         if not 0.0 <= self.max_swap_fraction <= 1.0:
             raise ValueError("max_swap_fraction must be in [0, 1]")
         if self.max_preempt_per_step < 0:
@@ -65,8 +73,8 @@ class PolicyConfig:
         if self.max_active is not None and (not isinstance(self.max_active, int)
                                             or isinstance(self.max_active, bool) or self.max_active < 1):
             raise ValueError("max_active must be an integer >= 1 or None")
-        if self.candidate_window < 0:
-            raise ValueError("candidate_window must be >= 0")
+        if self.candidate_window < 0 or self.kv_reserve_steps < 0:
+            raise ValueError("candidate_window and kv_reserve_steps must be >= 0")
 
     def active_cap(self, engine_slots: int) -> int:
         """`Capacity.max_seqs` for an engine with `engine_slots` batch slots."""

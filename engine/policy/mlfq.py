@@ -7,7 +7,7 @@
 - Promotion: back to the top after waiting `promote_after_steps` engine steps (or
   `promote_after_s`) without running.
 - Order within a level: promoted (aged) requests first, oldest first; then cached prefix first,
-  shortest expected remaining, arrival.
+  least remaining work (unprefilled prompt + expected output, in engine seconds), arrival.
 - Preemption: lowest level, most recently demoted first; only when the waiting request's expected
   saving beats what the victims lose plus the swap time — a synchronous copy stalls the whole
   batch — and within a swap-time budget.
@@ -32,7 +32,7 @@ class MLFQPolicy(Policy):
         return "mlfq"
 
     def size_estimate(self, seq: SeqState) -> float:
-        return (seq.predicted_len or 0.0) + seq.prompt_len * self.config.prefill_weight
+        return (self.prediction(seq) or 0.0) + seq.prompt_len * self.config.prefill_weight
 
     def on_arrival(self, seq: SeqState, now: float) -> None:
         super().on_arrival(seq, now)
@@ -83,7 +83,7 @@ class MLFQPolicy(Policy):
         cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED
         if seq.aged:  # starvation bound: aged requests go first, oldest first
             return (seq.level, False, False, 0.0, seq.arrival, seq.rid)
-        return (seq.level, True, cold, self.expected_remaining(seq), seq.arrival, seq.rid)
+        return (seq.level, True, cold, self.remaining_work_s(seq), seq.arrival, seq.rid)
 
     def victim_order(self, seqs: list[SeqState], now: float) -> list[SeqState]:
         return sorted(seqs, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))

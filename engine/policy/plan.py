@@ -34,9 +34,14 @@ class CostEstimates:
     step_s: float = 0.05  # one decode iteration
     swap_s_per_token: float = 2e-5  # swap-out plus swap-in of one token's KV, not hidden by overlap
     prefill_s_per_token: float = 5e-4
+    # Engine time one generated token takes in a typical batch (step time / batch): the price of
+    # decode work beside `prefill_s_per_token` when remaining work is counted in seconds.
+    decode_s_per_token: float = 5e-3
 
-    def observe_step(self, seconds: float, alpha: float = 0.1) -> None:
+    def observe_step(self, seconds: float, alpha: float = 0.1, batch: int | None = None) -> None:
         self.step_s += alpha * (seconds - self.step_s)
+        if batch:
+            self.decode_s_per_token += alpha * (seconds / batch - self.decode_s_per_token)
 
     def observe_swap(self, seconds: float, tokens: int, alpha: float = 0.2) -> None:
         if tokens > 0:

@@ -72,13 +72,18 @@ class Planner:
                 blocked.extend(queue[i:] if self.p.config.backfill else queue[i:i + 1])
                 break
             need = kv_need(cand) + self.g
-            if need <= self.free:
+            if need + self.reserve() <= self.free:
                 self._admit(cand, need)
             else:
                 blocked.append(cand)
                 if not self.p.config.backfill:
                     break
         return blocked
+
+    def reserve(self) -> int:
+        """KV kept free at admission for the batch's growth over the next `kv_reserve_steps`
+        steps: admitting to the brim makes the very next step evict someone."""
+        return self.g * (len(self.run) + 1) * self.p.config.kv_reserve_steps
 
     def _admit(self, cand: SeqState, need: int) -> None:
         self.plan.admit.append(cand)
@@ -100,6 +105,8 @@ class Planner:
 
         limit = p.config.max_preempt_per_step
         for cand in blocked[:max(8, 2 * limit)]:  # later candidates rarely pay where earlier did not
+            if cand in self.gone:  # evicted for a better candidate earlier in this loop
+                continue
             taken = len(self.plan.preempt) + len(self.plan.evict)
             if taken >= limit:
                 return
@@ -123,6 +130,7 @@ class Planner:
         """Victims that make room for `cand`: (stopped runners, evicted, slots, free); None where
         they cannot; () where no runner ranks below it."""
         need = kv_need(cand) + self.g
+        want = need + self.reserve()
         n_stop = max(0, 1 - self.slots)
         stop = list(itertools.islice(lower, n_stop))
         if len(stop) < n_stop:
@@ -132,17 +140,17 @@ class Planner:
         if not self.cap.can_pause:
             evict = list(stop)
             free += sum(kv_held(v) for v in stop)
-        if need > free:  # KV too: evict, paused first, then the stopped, then further runners
+        if want > free:  # KV too: evict, paused first, then the stopped, then further runners
             kept = [v for v in stop if v not in evict]
             for v in itertools.chain(lower_paused, kept, lower):
-                if need <= free:
+                if want <= free:
                     break
                 evict.append(v)
                 free += kv_held(v)
                 if v.phase is Phase.RUNNING and v not in stop:
                     stop.append(v)
                     slots, free = slots + 1, free + self.g
-        return (stop, evict, slots, free) if need <= free else None
+        return (stop, evict, slots, free) if want <= free else None
 
     def _apply(self, cand, stop, evict, slots, free) -> None:
         evicted = set(evict)

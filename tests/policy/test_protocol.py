@@ -110,7 +110,7 @@ def test_kv_shortage_takes_the_smallest_context_in_the_worst_band():
 
 
 def test_paused_request_is_readmitted_with_growth_only():
-    p = make_policy(PolicyConfig(name="fcfs"))
+    p = make_policy(PolicyConfig(name="fcfs", kv_reserve_steps=0))
     batch = long_runners(p, n=2)
     back = paused(p, seq("back", 0.5))
     cold = seq("cold", 0.1, prompt=back.context_len)  # earlier, same context, but nothing cached
@@ -166,3 +166,44 @@ def test_candidates_keep_every_paused_request_and_the_best_window():
     got = p.candidates([*queue, idle], slots=1, now=20.0)
     assert idle in got and len(got) == 4
     assert {s.rid for s in got} - {"idle"} == {"w0", "w1", "w2"}
+
+
+def test_admission_keeps_kv_for_the_batch_growth():
+    """Filling KV to the brim makes the next step evict someone: admission leaves room to grow."""
+    p = make_policy(PolicyConfig(name="fcfs", kv_reserve_steps=16))
+    batch = long_runners(p, n=3)
+    cand = newcomer(p, prompt=100)
+    just = Capacity(max_seqs=8, free_kv_tokens=3 + 101)  # the batch's next step, then the prompt
+    assert p.plan(batch, [cand], just, now=11.0).admit == []
+    roomy = Capacity(max_seqs=8, free_kv_tokens=3 + 101 + 4 * 16)
+    assert p.plan(batch, [cand], roomy, now=11.0).admit == [cand]
+
+
+def test_predictions_that_rank_nothing_are_ignored():
+    import random
+
+    rng = random.Random(0)
+    for noise, trusted in ((False, True), (True, False)):
+        p = make_policy(PolicyConfig(min_prediction_rho=0.2))
+        for i in range(200):
+            actual = rng.randint(1, 1000)
+            s = seq(f"f{i}", predicted=rng.randint(1, 1000) if noise else actual * 1.2)
+            p.on_arrival(s, 0.0)
+            p.on_tokens(s, actual, 1.0)
+            p.on_finish(s, 1.0)
+        assert p.trust.trusted is trusted
+        long = seq("long", 2.0, predicted=5000)
+        p.on_arrival(long, 2.0)
+        assert (long.level == 5) is trusted  # untrusted: entry by prompt alone, like no prediction
+
+
+def test_a_request_evicted_for_a_better_one_is_not_readmitted_in_the_same_plan():
+    p = make_policy(PolicyConfig(name="srpt", kv_reserve_steps=0))
+    batch = long_runners(p, n=2)
+    for s in batch:
+        s.predicted_len = 5000.0
+    idle = paused(p, seq("idle", 0.5, prompt=400, predicted=700))
+    short = newcomer(p, prompt=600)
+    plan = p.plan(batch, [idle, short], Capacity(max_seqs=2, free_kv_tokens=2), now=11.0)
+    assert short in plan.admit and idle in plan.evict and idle not in plan.admit
+    assert not set(plan.evict) & set(plan.admit) and not set(plan.preempt) & set(plan.admit)
