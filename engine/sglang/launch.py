@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.policy import POLICY_NAMES
+from engine.sglang.control import REDIS_ENV, REPLICA_ENV
 from engine.sglang.plugin import POLICY_ENV, policy_config
 from engine.sglang.version import SGLangVersionError, check_version, installed_version
 
@@ -78,6 +79,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--policy-json", default="{}", help="more policy knobs, as a JSON object")
     parser.add_argument("--probe-layer", type=int, default=None,
                         help="decoder layer (from 0) whose last-token hidden state probes return")
+    parser.add_argument("--redis-url", default=os.environ.get(REDIS_ENV),
+                        help="control plane: live knobs from the admin API, stats to the dashboards")
+    parser.add_argument("--replica-id", default=None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     return parser.parse_known_args(list(argv))
@@ -96,6 +100,11 @@ def policy_json(args: argparse.Namespace) -> str:
     return raw
 
 
+def control_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {REDIS_ENV: args.redis_url} if args.redis_url else {}
+    return env | ({REPLICA_ENV: args.replica_id} if args.replica_id else {})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse(sys.argv[1:] if argv is None else argv)
     try:
@@ -106,5 +115,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     flags = sglang_flags(args.model, args.probe_layer, extra, args.host, args.port)
     cmd = [sys.executable, "-m", "sglang.launch_server", *flags]
-    os.execvpe(cmd[0], cmd, os.environ | {POLICY_ENV: raw})
+    os.execvpe(cmd[0], cmd, os.environ | {POLICY_ENV: raw} | control_env(args))
     return 0  # not reached: the server replaces this process

@@ -16,7 +16,7 @@ from engine.sglang.version import check_version, installed_version
 
 log = logging.getLogger(__name__)
 
-POLICY_ENV = "SKIPJOIN_POLICY"  # JSON of PolicyConfig knob changes, set by `launch`
+POLICY_ENV = "SKIPJOIN_ENGINE_POLICY_JSON"  # PolicyConfig knob changes (JSON), as for the vLLM backend
 _SP = "sglang.srt.managers.schedule_policy"
 _SB = "sglang.srt.managers.schedule_batch"
 
@@ -61,6 +61,13 @@ def install(driver: Driver) -> Driver:
 
 
 def register() -> None:
-    """Entry point: one driver for this process, configured from the environment."""
-    driver = install(Driver(policy_config(dict(os.environ))))
+    """Entry point: one driver for this process, configured from the environment; with a control
+    plane (`SKIPJOIN_ENGINE_REDIS_URL`) its threads start on the scheduler's first pass."""
+    from engine.sglang.control import Control
+
+    environ = dict(os.environ)
+    driver = install(Driver(policy_config(environ)))
+    control = Control.from_env(driver, environ)
+    if control is not None:
+        driver.on_first_pass = control.start
     log.info("skipjoin policy %s hooked into SGLang %s", driver.policy.config.name, installed_version())

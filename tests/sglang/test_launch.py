@@ -52,7 +52,7 @@ def test_launch_command(monkeypatch):
     assert cmd[1:3] == ["-m", "sglang.launch_server"] and cmd[-2:] == ["--mem-fraction-static", "0.8"]
     args = sglang_parse(cmd[3:])
     assert args.model_path == "/m" and args.port == 9000 and args.return_aux_hidden_state_layer_ids == [19]
-    assert json.loads(seen["env"]["SKIPJOIN_POLICY"]) == {"levels": 3, "name": "fcfs"}
+    assert json.loads(seen["env"]["SKIPJOIN_ENGINE_POLICY_JSON"]) == {"levels": 3, "name": "fcfs"}
     assert policy_config(seen["env"]) == PolicyConfig(name="fcfs", levels=3)
 
 
