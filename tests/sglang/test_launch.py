@@ -60,3 +60,21 @@ def test_other_sglang_release_exits_before_launch(monkeypatch, capsys):
     monkeypatch.setattr(launch, "installed_version", lambda: "0.5.22")
     assert launch.main(["--model", "m"]) == 2
     assert "sglang==0.5.23, found sglang==0.5.22" in capsys.readouterr().err
+
+
+def test_embedded_engine_gets_the_same_settings(monkeypatch):
+    """`embedded` builds `sglang.Engine(**kwargs)`: every keyword is a ServerArgs field."""
+    import os
+
+    import sglang
+
+    seen = {}
+    monkeypatch.setattr(sglang, "Engine", lambda **kw: seen.update(kw) or "engine")
+    monkeypatch.delenv("SKIPJOIN_ENGINE_POLICY_JSON", raising=False)
+    assert launch.embedded("/m", probe_layer=9, policy='{"levels": 4}', mem_fraction_static=0.6) == "engine"
+    known = ServerArgs(model_path="dummy", device="cpu")
+    assert [k for k in seen if not hasattr(known, k)] == []
+    assert seen["enable_priority_scheduling"] is True
+    assert seen["priority_scheduling_preemption_threshold"] == 0
+    assert seen["return_aux_hidden_state_layer_ids"] == [9] and seen["mem_fraction_static"] == 0.6
+    assert os.environ["SKIPJOIN_ENGINE_POLICY_JSON"] == '{"levels": 4}'

@@ -4,6 +4,7 @@ with the victim's KV checkpointed into the radix tree so that re-admission is a 
 import sgl_objects as sgl
 from sglang.srt.environ import envs
 from sglang.srt.managers.schedule_batch import ScheduleBatch
+from sglang.srt.managers.schedule_policy import AddReqResult
 from sglang.srt.mem_cache.common import evict_from_tree_cache
 
 from engine.policy import Phase, PolicyConfig
@@ -85,3 +86,22 @@ def test_decode_oom_retracts_in_the_policys_victim_order(driver):
     assert retracted == [demoted] and aborted == [] and batch.reqs == [long_prompt]
     assert seqmap.seq_of(demoted).preemptions == 1 and seqmap.seq_of(demoted).cached_len == 0
     assert driver.stats["retracted"] == 1
+
+
+def test_slot_limit_preempts_the_policys_victim(driver):
+    """All request rows taken: SGLang asks `preempt_to_schedule` (stock: priority gap > threshold;
+    here: the plan's victims only)."""
+    driver.configure(KNOBS)
+    eng = sgl.Engine.build(kv_tokens=256, rows=2)
+    long = sgl.request("long", 20, max_new=20, priority=200)
+    short = sgl.request("short", 20, max_new=20, priority=2, first_token=1000)
+    batch = eng.prefill([long, short])
+    newcomer = sgl.request("new", 20, max_new=20, priority=1, first_token=2000)
+    eng.schedule_policy().calc_priority([newcomer], batch)
+    adder = eng.adder(batch)
+    assert eng.req_to_token.available_size() == 0
+    assert adder.preempt_to_schedule(newcomer)  # what the scheduler calls on a full batch
+    assert adder.preempt_list == [long] and batch.reqs == [short]
+    assert eng.req_to_token.available_size() == 1
+    newcomer.init_next_round_input(eng.tree)
+    assert adder.add_one_req(newcomer, False, None) == AddReqResult.CONTINUE
