@@ -8,7 +8,7 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 
 from predictor.base import Predictor
-from router.admin import AdminState
+from router.admin_http import AdminState
 from router.control import ControlStore
 from router.control_knobs import from_settings
 from router.control_watch import ControlWatcher, Targets

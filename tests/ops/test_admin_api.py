@@ -98,3 +98,16 @@ def test_admin_changes_are_counted_in_prometheus(gw):
     admin(gw.url).patch("/admin/config/gateway", json={"aging_rate": 2.0})
     text = httpx.get(gw.url + "/metrics").text
     assert 'skipjoin_admin_changes_total{target="gateway"} 1.0' in text
+
+
+def test_reset_drops_an_override_back_to_the_setting(gw):
+    a = admin(gw.url)
+    a.patch("/admin/config/gateway", json={"aging_rate": 99.0, "max_queue": 5})
+    r = a.delete("/admin/config/gateway/aging_rate")
+    assert r.status_code == 200 and r.json()["new"] == {"max_queue": 5}
+    cfg = a.get("/admin/config").json()["gateway"]
+    assert cfg["aging_rate"]["value"] == 10.0 and cfg["aging_rate"]["source"] == "default"
+    assert gw.app.state.gateway.front.cfg.score.aging_rate == 10.0
+    assert a.delete("/admin/config/gateway/aging_rate").status_code == 404
+    assert a.delete("/admin/config/nowhere/x").status_code == 404
+    assert a.get("/admin/audit").json()["entries"][0]["new"] == {"max_queue": 5}

@@ -20,6 +20,7 @@ def blocks() -> list[str]:
 def test_the_doc_has_examples_for_every_admin_route():
     text = "\n".join(blocks())
     for route in ("/admin/config", "/admin/config/gateway", "/admin/config/engine", "/admin/audit",
+                  "/admin/config/gateway/aging_rate",
                   "/admin/requests", "/admin/replicas", "/admin/stats", "/metrics"):
         assert route in text, route
 
