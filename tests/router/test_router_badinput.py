@@ -61,3 +61,31 @@ def test_engine_admin_and_policy_endpoints_are_not_reachable(redis_server, redis
         assert httpx.post(gw.url + "/v1/completions", json=body).status_code == 200
     assert not up.state.hang and not up.state.release.is_set()  # no control call arrived
     assert [r["prompt"] for r in up.state.received] == ["x"]
+
+
+def test_keys_and_bodies_are_never_logged(redis_server, redis_client, caplog):
+    """Everything the gateway logs at DEBUG while serving, refusing and failing requests holds no
+    API key and no request or response body."""
+    key, wrong, secret = "sk-live-7a1f", "sk-wrong-93c2", "SECRET-PROMPT-5531"
+    caplog.set_level("DEBUG")
+    with (
+        upstream() as up,
+        gateway(redis_server.url, up.url, api_keys=f"{key}:t:interactive") as gw,
+    ):
+        ok = {"Authorization": f"Bearer {key}"}
+        bad = {"Authorization": f"Bearer {wrong}"}
+        body = {"prompt": secret, "max_tokens": 2}
+        assert httpx.post(gw.url + "/v1/completions", json=body, headers=ok).status_code == 200
+        assert httpx.post(gw.url + "/v1/completions", json=body, headers=bad).status_code == 401
+        assert (
+            httpx.post(gw.url + "/v1/completions", json={**body, "x_refuse": secret}, headers=ok).status_code
+            == 400
+        )
+        assert (
+            httpx.post(gw.url + "/v1/completions", json={**body, "model": secret}, headers=ok).status_code
+            == 404
+        )
+    logged = caplog.text
+    assert caplog.records  # the gateway did log (its lifecycle at least)
+    for s in (key, wrong, secret, "t0 t1"):
+        assert s not in logged

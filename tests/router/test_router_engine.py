@@ -1,54 +1,103 @@
-"""The whole path on real parts: openai client → gateway (auto predictor) → Redis → built-in engine."""
+"""The gateway in front of the real engine (skipjoin's vLLM, the session's `vllm_engine`): OpenAI
+parameters pass through and come back as vLLM answers them, errors are vLLM's own, and a Redis
+restart in the middle of real traffic loses and doubles nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 
-import openai
+import httpx
 import pytest
-from gw_helpers import ServerThread, gateway_settings
-from live_engine import serve_engine
+import redis.asyncio as aredis
+from gw_helpers import gateway, wait_for
 
-from router.app import create_app
+from router import keys
+
+pytestmark = pytest.mark.engine
+MSGS = [{"role": "user", "content": "Name three colours in one line."}]
 
 
 @pytest.fixture(scope="module")
-def engine():
-    with serve_engine("tiny", max_batch=4, num_blocks=256, block_size=16) as live:
-        yield live
+def engine_url(vllm_engine) -> str:
+    return vllm_engine.url.rstrip("/")
 
 
-async def wait_record(redis_client, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = await redis_client.xrange("skipjoin:records")
-        if entries:
-            return {k.decode(): v.decode() for k, v in entries[-1][1].items()}
-        await asyncio.sleep(0.05)
-    raise AssertionError("no calibration record")
+def _model(url: str) -> dict:
+    return httpx.get(url + "/v1/models", timeout=10).json()["data"][0]
 
 
-async def test_chat_through_gateway_to_the_real_engine(redis_server, redis_client, engine):
-    url, runner = engine
-    settings = gateway_settings(redis_server.url, url, predictor="auto", predictor_layer=1)  # tiny: 2 layers
-    with ServerThread(create_app(settings)) as gw:
-        client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="x")
-        msgs = [{"role": "user", "content": "Name three colours in one line."}]
-        whole = await client.chat.completions.create(model="m", messages=msgs, max_tokens=12, temperature=0)
-        assert whole.choices[0].message.content and whole.usage.completion_tokens == 12
-        stream = await client.chat.completions.create(model="m", messages=msgs, max_tokens=12, temperature=0,
-                                                      stream=True, stream_options={"include_usage": True})
-        text, usage = "", None
-        async for chunk in stream:
-            text += "".join(c.delta.content or "" for c in chunk.choices)
-            usage = chunk.usage or usage
-        assert text == whole.choices[0].message.content  # greedy: same answer both ways
-        # The prefill probe primed the prefix cache: the real request found its prompt there.
-        assert usage.prompt_tokens_details.cached_tokens >= 16
-        record = await wait_record(redis_client)
-        features = json.loads(record["features"])
-        assert "hidden" in features and int(record["output_tokens"]) == 12
-        assert float(record["predicted"]) > 0 and record["replica"] == url
-    runner.check_integrity()
+def test_parameters_pass_through_and_errors_are_the_engines(redis_server, redis_client, engine_url):
+    model = _model(engine_url)
+    with gateway(redis_server.url, engine_url) as gw:
+        assert {m["id"] for m in httpx.get(gw.url + "/v1/models").json()["data"]} == {
+            m["id"] for m in httpx.get(engine_url + "/v1/models").json()["data"]
+        }
+        body = {"model": model["id"], "messages": MSGS, "max_tokens": 6, "temperature": 0.8, "seed": 3}
+        sampled = {**body, "n": 2, "logprobs": True, "top_logprobs": 2}
+        answer = httpx.post(gw.url + "/v1/chat/completions", json=sampled, timeout=120).json()
+        assert len(answer.get("choices", ())) == 2, answer
+        assert len(answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]) == 2
+        greedy = {**body, "temperature": 0}
+        refused = httpx.post(gw.url + "/v1/chat/completions", json={**greedy, "n": 2}, timeout=60)
+        direct = httpx.post(engine_url + "/v1/chat/completions", json={**greedy, "n": 2}, timeout=60)
+        assert refused.status_code == direct.status_code == 400 and refused.json() == direct.json()
+        whole = httpx.post(gw.url + "/v1/chat/completions", json=greedy, timeout=120).json()
+        with httpx.stream(
+            "POST", gw.url + "/v1/chat/completions", json={**greedy, "stream": True}, timeout=120
+        ) as r:
+            lines = [x for x in r.iter_lines() if x]
+        chunks = [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        assert text == whole["choices"][0]["message"]["content"], lines  # greedy: same both ways
+        unknown = {"model": "no-such-model", "messages": MSGS}
+        mine = httpx.post(gw.url + "/v1/chat/completions", json=unknown, timeout=60)
+        theirs = httpx.post(engine_url + "/v1/chat/completions", json=unknown, timeout=60)
+        assert mine.status_code == theirs.status_code == 404
+        assert mine.json()["error"]["type"] == theirs.json()["error"]["type"]
+        assert mine.json()["error"]["code"] == theirs.json()["error"]["code"]
+        limit = model["max_model_len"]
+        too_long = httpx.post(
+            gw.url + "/v1/chat/completions", json={**body, "max_tokens": limit + 1}, timeout=60
+        )
+        assert too_long.status_code == 400 and str(limit) in too_long.json()["error"]["message"]
+
+
+async def test_redis_restart_under_real_traffic(aof_redis, engine_url):
+    """Redis stops while the engine streams one answer and two wait: the stream completes, new
+    requests get 503 + Retry-After, and after the restart the waiting two are answered once each."""
+    model = _model(engine_url)["id"]
+
+    def ask(gw_url: str, tag: str) -> list[str]:
+        body = {
+            "model": model,
+            "prompt": f"{tag}: count to twenty.",
+            "max_tokens": 24,
+            "stream": True,
+            "ignore_eos": True,
+            "temperature": 0,
+        }
+        with httpx.stream("POST", gw_url + "/v1/completions", json=body, timeout=180) as resp:
+            return [x for x in resp.iter_lines() if x]
+
+    with gateway(aof_redis.url, engine_url, window_max=1, request_timeout_s=300.0) as gw:
+        probe = aredis.Redis.from_url(aof_redis.url)
+        running = asyncio.create_task(asyncio.to_thread(ask, gw.url, "running"))
+        while not await probe.zcard(keys.LEASES):  # dispatched
+            await asyncio.sleep(0.05)
+        waiting = [asyncio.create_task(asyncio.to_thread(ask, gw.url, f"waiting{i}")) for i in range(2)]
+        while await probe.zcard(keys.queue("all")) < 2 and not running.done():
+            await asyncio.sleep(0.05)
+        await probe.aclose()
+        aof_redis.stop()
+        refused = await asyncio.to_thread(
+            httpx.post, gw.url + "/v1/completions", json={"model": model, "prompt": "x"}, timeout=30
+        )
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        await asyncio.to_thread(wait_for, running.done, 120, 0.1)
+        await asyncio.sleep(1.5)
+        aof_redis.start()
+        outs = await asyncio.wait_for(asyncio.gather(running, *waiting), 180)
+    for lines in outs:
+        chunks = [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+        assert sum(1 for c in chunks if c.get("choices")) >= 24 and lines[-1] == "data: [DONE]", lines[-2:]

@@ -17,18 +17,9 @@ from router.acker import Acker
 from router.events import CHUNK, DONE, Event, Inbox
 from router.queue import QueueConfig, RedisQueue
 from router.records import Outcome
-from router.redis_server import RedisServer, free_port
+from router.redis_server import free_port
 from router.sinks import LeaseLost, Sinks
 from router.tenants import TenantUsage, UsageConfig
-
-
-@pytest.fixture
-def aof_redis(tmp_path):
-    """A Redis of this test's own, with AOF on, that the test may stop and start again."""
-    server = RedisServer(port=free_port(), persist_dir=str(tmp_path / "redis"), appendonly=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_renew_is_owner_checked_and_a_lost_lease_stops_delivery(redis_client):
