@@ -119,3 +119,39 @@ def redis_client_sync(url: str):
     import redis
 
     return redis.Redis.from_url(url)
+
+
+def test_engine_replica_reports_the_new_knobs_and_its_stats_reach_the_dashboard(redis_server, redis_client):
+    """The engine adapter's own control (engine/vllm/control.py) around a stand-in scheduler: a knob
+    change through the admin API shows in the engine's GET /policy within 1 s."""
+    from engine.vllm.control import EngineControl
+    from engine.vllm.settings import EngineSettings
+    from router.redis_server import free_port
+
+    held = {"policy": PolicyConfig()}
+
+    def apply(knobs: dict) -> dict:
+        held["policy"] = PolicyConfig().updated(knobs)
+        return held["policy"].to_dict()
+
+    port = free_port()
+    settings = EngineSettings(redis_url=redis_server.url, replica_id="engine-7", control_port=port)
+    engine = EngineControl(settings, apply, lambda: held["policy"].to_dict(),
+                           lambda: {"running": 2, "waiting": 5, "levels": [1, 1, 0]})
+    engine.start()
+    try:
+        with upstream() as up, gateway(redis_server.url, up.url, admin_token=TOKEN) as gw:
+            a = admin(gw.url)
+            assert a.patch("/admin/config/engine", json={"levels": 0}).status_code == 422
+            r = a.patch("/admin/config/engine", json={"levels": 3, "base_quantum": 8})
+            sent = time.monotonic()
+            assert r.status_code == 200
+            reported = lambda: httpx.get(f"http://127.0.0.1:{port}/policy").json()  # noqa: E731
+            wait_for(lambda: reported()["levels"] == 3, timeout=2.0, interval=0.01)
+            assert time.monotonic() - sent < 1.0
+            assert reported()["base_quantum"] == 8
+            wait_for(lambda: [e["id"] for e in a.get("/admin/stats").json()["engines"]] == ["engine-7"])
+            shown = a.get("/admin/stats").json()["engines"][0]
+            assert (shown["running"], shown["waiting"], shown["policy"]["levels"]) == (2, 5, 3)
+    finally:
+        engine.stop()
