@@ -40,7 +40,7 @@ async def patch_gateway(request: Request) -> dict[str, Any]:
     old, version = await admin_config.change(
         a.store, GATEWAY, changes, who(request),
         lambda doc: admin_config.check_gateway({**a.watcher.base, **doc}, default_class))
-    await changed(a, "gateway")
+    await changed(a, "gateway", changes)
     return {"version": version, "old": old.doc, "new": {**old.doc, **changes}}
 
 
@@ -72,7 +72,7 @@ async def reset_knob(request: Request, target: str, name: str) -> dict[str, Any]
             version = await a.store.update(docs[target], old, new, who(request))
         except Conflict:
             continue
-        await changed(a, target)
+        await changed(a, target, [name])
         return {"version": version, "old": old.doc, "new": new}
     raise ApiError(409, "the configuration kept changing under this request; retry", code="conflict")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from router.control import ControlStore
+from router.control_rescore import SCORE_KNOBS, rescore
 from router.control_watch import ControlWatcher
 from router.dispatcher import Dispatcher
 from router.errors import ApiError
@@ -17,6 +19,7 @@ from router.front import Front
 from router.metrics import Metrics
 from router.queue import RedisQueue
 from router.settings import Settings
+from router.tenants import TenantUsage
 
 
 @dataclass
@@ -28,6 +31,7 @@ class AdminState:
     dispatcher: Dispatcher | None
     queue: RedisQueue
     metrics: Metrics
+    usage: TenantUsage
 
 
 def check_token(request: Request) -> AdminState:
@@ -60,8 +64,11 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
         raise ApiError(422, f"{field}: {err['msg']}", param=field, code="invalid_value") from exc
 
 
-async def changed(admin: AdminState, target: str) -> None:
+async def changed(admin: AdminState, target: str, knobs: Iterable[str] = ()) -> None:
     admin.metrics.admin_changes.labels(target).inc()
     await admin.watcher.poll()  # this gateway applies it at once; the others within POLL_S
+    if target == "gateway" and set(knobs) & set(SCORE_KNOBS):
+        front = admin.front
+        await rescore(admin.queue, admin.usage, front.cfg.score, front.cfg.default_class, front.clock())
 
 

@@ -34,5 +34,5 @@ async def start_admin(app: FastAPI, settings: Settings, client: redis.Redis, fro
     configured = list(zip(settings.engine_urls, roles, strict=True))
     watcher = ControlWatcher(store, from_settings(settings), configured, targets, proc_id)
     await watcher.start()
-    app.state.admin = AdminState(settings, store, watcher, front, dispatcher, queue, metrics)
+    app.state.admin = AdminState(settings, store, watcher, front, dispatcher, queue, metrics, usage)
     return watcher

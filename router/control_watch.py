@@ -2,7 +2,8 @@
 
 Front, dispatcher, tenant usage and queue each hold a frozen config; a change replaces that config
 object whole (one attribute store on the event loop, so a request sees the old or the new config,
-never half of each). Queued requests keep the score they were given; new ones get the new one.
+never half of each). What already waits is re-scored once, by the gateway that took the change
+(control_rescore.py).
 """
 
 from __future__ import annotations

@@ -44,8 +44,9 @@ def both(*procs: GatewayProcess):
             p.__exit__(None, None, None)
 
 
-def _order_through(gw_url: str, up) -> list[str]:
-    """Queue a batch and an interactive request behind a held one on B; return dispatch order."""
+def _order_through(gw_url: str, up, while_queued=lambda: None) -> list[str]:
+    """Queue a batch and an interactive request behind a held one on `gw_url`, call
+    `while_queued`, release; return the order they reached the engine."""
     control(up.url, reset=True)
     results: list[httpx.Response] = []
 
@@ -61,6 +62,7 @@ def _order_through(gw_url: str, up) -> list[str]:
         threads[-1].start()
     a = admin(gw_url)
     wait_for(lambda: len(a.get("/admin/requests").json()["queued"]) == 2, timeout=30)
+    while_queued()
     control(up.url, release=True)
     for t in threads:
         t.join(30)
@@ -76,19 +78,26 @@ def test_weight_change_on_gateway_a_reorders_gateway_b_within_1s(redis_server, r
         with both(gw_a, gw_b):
             # Defaults (interactive 1.0, batch 4.0): 300 x 1 < 100 x 4, interactive first.
             assert _order_through(gw_b.url, up) == ["I", "B"]
-            r = admin(gw_a.url).patch("/admin/config/gateway",
-                                      json={"class_weights": {"interactive": 1.0, "batch": 0.5}})
-            assert r.status_code == 200, r.text
-            version, changed_at = r.json()["version"], time.monotonic()
             b = admin(gw_b.url)
-            wait_for(lambda: b.get("/admin/config").json()["versions"]["gateway_applied_here"] == version,
-                     timeout=2.0, interval=0.01)
-            assert time.monotonic() - changed_at < 1.0
-            # Now 100 x 0.5 < 300 x 1: the batch request goes first on B.
+            version: dict[str, int] = {}
+
+            def change_on_a() -> None:
+                r = admin(gw_a.url).patch("/admin/config/gateway",
+                                          json={"class_weights": {"interactive": 1.0, "batch": 0.5}})
+                assert r.status_code == 200, r.text
+                version["v"], changed_at = r.json()["version"], time.monotonic()
+                wait_for(lambda: b.get("/admin/config").json()["versions"]["gateway_applied_here"]
+                         == version["v"], timeout=2.0, interval=0.01)
+                assert time.monotonic() - changed_at < 1.0
+
+            # Both already queued on B when A takes the change: now 100 x 0.5 < 300 x 1, and the
+            # batch request is dispatched first.
+            assert _order_through(gw_b.url, up, while_queued=change_on_a) == ["B", "I"]
+            # And B scores what it admits from now on with the new weights.
             assert _order_through(gw_b.url, up) == ["B", "I"]
             weights = b.get("/admin/config").json()["gateway"]["class_weights"]
             assert weights["value"] == {"interactive": 1.0, "batch": 0.5}
-            assert weights["source"] == f"control plane v{version}"
+            assert weights["source"] == f"control plane v{version['v']}"
             audit = admin(gw_b.url).get("/admin/audit").json()["entries"]
             assert [(e["target"], e["new"]) for e in audit] == [
                 ("gateway", {"class_weights": {"interactive": 1.0, "batch": 0.5}})]
@@ -150,8 +159,9 @@ def test_engine_replica_reports_the_new_knobs_and_its_stats_reach_the_dashboard(
             wait_for(lambda: reported()["levels"] == 3, timeout=2.0, interval=0.01)
             assert time.monotonic() - sent < 1.0
             assert reported()["base_quantum"] == 8
-            wait_for(lambda: [e["id"] for e in a.get("/admin/stats").json()["engines"]] == ["engine-7"])
-            shown = a.get("/admin/stats").json()["engines"][0]
-            assert (shown["running"], shown["waiting"], shown["policy"]["levels"]) == (2, 5, 3)
+            # Published once a second: wait for the first snapshot taken after the change.
+            shown = lambda: a.get("/admin/stats").json()["engines"]  # noqa: E731
+            wait_for(lambda: [(e["id"], e["policy"]["levels"]) for e in shown()] == [("engine-7", 3)])
+            assert (shown()[0]["running"], shown()[0]["waiting"]) == (2, 5)
     finally:
         engine.stop()

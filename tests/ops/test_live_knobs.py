@@ -67,3 +67,30 @@ def test_a_wider_window_lets_more_run_at_once(redis_server, redis_client):
         assert asyncio.run(burst()) == 1
         admin(gw.url).patch("/admin/config/gateway", json={"window_max": 8})
         assert asyncio.run(burst()) > 1
+
+
+async def test_an_aging_change_rescores_what_waits(redis_server, redis_client):
+    """Stored scores embed the aging rate: after 0 -> 10 per second, a long request queued 10 s
+    ago (live 500 - 100 = 400) must still run after a new short one (50)."""
+    now = [1000.0]
+    with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, clock=lambda: now[0],
+                                               admin_token=TOKEN, window_max=1, aging_rate=0.0) as gw:
+        a = admin(gw.url)
+        async with httpx.AsyncClient(timeout=30) as client:
+            tasks = [asyncio.create_task(client.post(gw.url + "/v1/completions",
+                                                     json={"prompt": "[hold]", "max_tokens": 1}))]
+            await asyncio.to_thread(wait_for, lambda: len(up.state.received) == 1)
+            tasks.append(asyncio.create_task(client.post(gw.url + "/v1/completions",
+                                                         json={"prompt": "long Write 500 tokens"})))
+            await asyncio.to_thread(wait_for, lambda: len(a.get("/admin/requests").json()["queued"]) == 1)
+            now[0] = 1010.0
+            assert a.patch("/admin/config/gateway", json={"aging_rate": 10.0}).status_code == 200
+            tasks.append(asyncio.create_task(client.post(gw.url + "/v1/completions",
+                                                         json={"prompt": "short Write 50 tokens"})))
+            await asyncio.to_thread(wait_for, lambda: len(a.get("/admin/requests").json()["queued"]) == 2)
+            queued = a.get("/admin/requests").json()["queued"]
+            control(up.url, release=True)
+            assert all(r.status_code == 200 for r in await asyncio.gather(*tasks))
+    assert [q["predicted"] for q in queued] == [50.0, 400.0 + 100.0]
+    assert [round(q["score"]) for q in queued] == [50, 400]
+    assert [r["prompt"].split()[0] for r in up.state.received[1:]] == ["short", "long"]
