@@ -94,11 +94,15 @@ class Driver:
     def preempt_for(self, adder, req) -> bool:
         """Release the plan's victims until `req` fits; False (and nothing released) if it is not
         a candidate the plan admits, or the plan's victims cannot make room by SGLang's count."""
+        from sglang.srt.managers.schedule_policy import CLIP_MAX_NEW_TOKENS
+
         if id(seqmap.seq_of(req)) not in self.admit:
             return False
         pool = [v for v in self.victims
                 if v in adder.running_batch.reqs and v not in adder.preempt_list and not v.finished()]
-        short = (len(req.full_untruncated_fill_ids) - req.prefix_len + req.sampling_params.max_new_tokens
+        # SGLang's own count (as in stock preempt_to_schedule), crediting each victim's KV as well.
+        max_new = min(req.sampling_params.max_new_tokens, CLIP_MAX_NEW_TOKENS)
+        short = (len(req.full_untruncated_fill_ids) - req.prefix_len + max_new
                  + adder._request_slot_reserve_for_req(req) - adder.rem_total_tokens)
         chosen = []
         for victim in pool:
