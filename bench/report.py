@@ -2,8 +2,9 @@
 
     skipjoin simulate --report [-n 3000] [--cost h100-7b]
 
-For each workload and load (and bursts): each policy's mean, p99 and long-request p99 as ratios to
-FCFS and to the oracle SRPT bound; the value of prediction (tau sweep); skipjoin's goals checked;
+Issue 10's goal table (`bench.sim_goals`); then for each workload and load (and bursts): each
+policy's mean, p99 and long-request p99 as ratios to FCFS and to the prompt-aware SRPT bound;
+the value of prediction (tau sweep); skipjoin's goals checked;
 the swap-collapse reproduction; placement at scale; simulator speed.
 """
 
@@ -17,6 +18,8 @@ from rich.console import Console
 
 from bench.costmodel import preset
 from bench.sim_cluster import ClusterConfig
+from bench.sim_goals import CASES, TUNING_SEED, run_case
+from bench.sim_goals import table as goal_table
 from bench.sim_runs import ARMS, build_workload, run_arm
 from bench.workloads import Bursts
 
@@ -146,7 +149,10 @@ def main(argv: list[str]) -> int:
     console = Console()
     costs = args.cost.split(",")
     t0 = time.perf_counter()
-    parts = []
+    cases = [run_case(wl, load, bursts, args.n, preset(costs[0]), seed=1) for wl, load, bursts in CASES]
+    parts = [f"### Issue 10 goals: long prompts and bursts ({costs[0]}, {args.n} requests per run, seed 1; "
+             f"tuned on seed {TUNING_SEED})", "Each cell: mean / p99 as ratios to FCFS.",
+             *goal_table(cases), ""]
     for name in costs:
         table, goals = grid(args.n, preset(name), args.tau, console.log)
         parts += [f"### Policies vs FCFS and the SRPT bound ({name}, {args.n} requests per run, "

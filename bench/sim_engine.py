@@ -363,7 +363,7 @@ class EngineSim:
         keep = []
         pool = self.waiting if not self.heap_queue else [e[2] for e in self.wheap]
         for seq in pool:
-            if kv_need(seq) > self.cost.kv_tokens:
+            if kv_need(seq) + 1 > self.cost.kv_tokens:  # no room to grow even alone
                 self.stats.rejected += 1
                 job = self.jobs.pop(seq)
                 job.done = math.nan
