@@ -67,14 +67,15 @@ async def replica_action(request: Request, action: str) -> dict[str, Any]:
         url = normalize_url(body.url)
     except ValueError as exc:
         raise ApiError(422, str(exc), param="url", code="invalid_value") from exc
-
     for _ in range(admin_config.RETRIES):
         old = await a.store.read(REPLICAS)
         try:
             new = replica_doc(old.doc, a.watcher.configured, url, action, body.role)
         except ValueError as exc:
-            status, param = (404, "url") if "no replica" in str(exc) else (422, "action")
-            raise ApiError(status, str(exc), param=param, code="invalid_value") from exc
+            message = str(exc)
+            status, param = (404, "url") if "no replica" in message else (
+                422, "role" if message.startswith("role") else "action")
+            raise ApiError(status, message, param=param, code="invalid_value") from exc
         try:
             version = await a.store.update(REPLICAS, old, new, who(request))
         except Conflict:
