@@ -121,8 +121,8 @@ class Planner:
             stop, evict, slots, free = room
             if taken + len(set(stop) | set(evict)) > limit:
                 continue
-            stopping = set(stop)
-            if not p.may_preempt(cand, stop, evict, [r for r in self.run if r not in stopping], now):
+            # The natural wait counts the victims too: were nobody stopped, one of them may free first.
+            if not p.may_preempt(cand, stop, evict, list(self.run), now):
                 continue
             self._apply(cand, stop, evict, slots, free)
 
