@@ -21,7 +21,11 @@ LAYER = 19
 ESSAY = (
     "Write an essay about the history of bicycles, from the first wooden draisines to modern carbon "
     "racing frames, covering safety, racing, commuting, urban planning and the culture around them. "
-    "Mention at least five inventors, three famous races and two cities known for cycling."
+    "Mention at least five inventors, three famous races and two cities known for cycling. Explain how "
+    "the safety bicycle, pneumatic tyres, derailleur gears and disc brakes each changed who rode and "
+    "why, and how women's cycling shaped clothing and politics in the 1890s. Compare the bicycle's "
+    "place in Amsterdam, Copenhagen and a car-centred American suburb today, with numbers where you "
+    "know them, and end with a paragraph on electric bicycles and what they may change next."
 )
 
 
@@ -57,11 +61,10 @@ async def test_probe_returns_the_layer_at_the_last_token_and_the_real_request_re
     assert probe.hidden["layers"] == [LAYER]
     vec = np.asarray(probe.hidden["last"][0])
     assert vec.shape == (576,) and np.isfinite(vec).all() and np.abs(vec).max() > 0
-    assert probe.prompt_tokens == real["usage"]["prompt_tokens"] > 64
-    # Every full KV block of the probe's prompt is a hit for the real request (vLLM recomputes at
-    # least the last token, and caches whole blocks only).
-    block = 32
-    assert _cached(real) >= (probe.prompt_tokens - 1) // block * block > 0
+    assert probe.prompt_tokens == real["usage"]["prompt_tokens"] > 160
+    # Every full KV block of the probe's prompt is a hit for the real request: vLLM caches whole
+    # blocks only (128 tokens by default on CPU) and recomputes at least the last token.
+    assert probe.cached_tokens == 0 < real["usage"]["prompt_tokens"] - 128 <= _cached(real)
     assert "kv_transfer_params" not in real or not real["kv_transfer_params"]  # only probes carry one
 
 
