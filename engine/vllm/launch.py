@@ -53,6 +53,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--probe-layers", default="9,14,19,29",
                     help="decoder layers a prefill probe may ask for (comma list; empty: no probe)")
     ap.add_argument("--max-model-len", type=int, default=4096)
+    ap.add_argument("--block-size", type=int, default=None,
+                    help="KV block tokens (CPU default 32: vLLM-CPU's own 128 leaves short prompts, "
+                         "and so the probe's prefix, without a full block to reuse)")
     ap.add_argument("--kv-cache-gib", type=float, default=4.0, help="vLLM-CPU's KV space")
     ap.add_argument("--threads", default=None, help="CPU cores for vLLM's OpenMP, e.g. 0-1 (default: all)")
     ap.add_argument("--log-level", default="warning")
@@ -76,7 +79,9 @@ def vllm_argv(args: argparse.Namespace, extra: list[str], cpu: bool) -> list[str
     if names:
         argv += ["--served-model-name", *names]
     if cpu:
-        argv += ["--dtype", "float32"]
+        argv += ["--dtype", "float32", "--block-size", str(args.block_size or 32)]
+    elif args.block_size:
+        argv += ["--block-size", str(args.block_size)]
     if not args.stock:
         argv += ["--scheduler-cls", scheduler_cls(cpu)]
         if probe_layers(args):
