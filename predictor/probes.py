@@ -61,7 +61,8 @@ def question_body(req: PredictRequest, question: str, max_tokens: int) -> tuple[
         body["messages"] = body["messages"] + [{"role": "user", "content": question}]
     else:
         body["prompt"] = f"{req.prompt_text}\n\n{question}\n"
-    return path, body | {"max_tokens": max_tokens, "digits_only": True}
+    # vLLM's structured outputs (xgrammar) keep the answer to digits.
+    return path, body | {"max_tokens": max_tokens, "structured_outputs": {"regex": "[0-9]{1,5}"}}
 
 
 def answer_text(body: dict[str, Any]) -> str:

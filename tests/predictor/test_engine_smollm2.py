@@ -12,9 +12,7 @@ from predictor.probes import ProbeClient
 from predictor.store import ModelStore, load_seed
 from predictor.trainer import Trainer
 
-pytest.importorskip("engine.hf.runner")
-pytest.importorskip("engine.server")
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.engine
 
 MESSAGES = [
     {
@@ -26,11 +24,8 @@ MESSAGES = [
 
 
 @pytest.fixture(scope="module")
-def smollm2_url():
-    from live_engine import serve_engine
-
-    with serve_engine("smollm2", max_batch=4, block_size=16) as (url, _):
-        yield url
+def smollm2_url(vllm_engine):
+    return vllm_engine.url
 
 
 async def test_probes_predict_record_and_prime_the_prefix_cache(smollm2_url, redis_client):
@@ -69,4 +64,5 @@ async def test_probes_predict_record_and_prime_the_prefix_cache(smollm2_url, red
     )
     (example,) = await Trainer(redis_client, config, seed=[]).read_examples()
     assert example.capped and example.hidden["last"].shape == (1, 576) and example.asked
-    assert usage["prompt_tokens_details"]["cached_tokens"] >= 16, usage
+    # vLLM reuses whole KV blocks (32 tokens on CPU): every full block of the probe's prompt.
+    assert usage["prompt_tokens_details"]["cached_tokens"] >= 32, usage

