@@ -5,6 +5,10 @@ Both engines serve the same model, one with `probe_engine_args` and one without.
 between them (A B A B ...); each round sends the same N prompts of the repo's prompt set at once,
 greedy, no probes, and measures output tokens per second of wall time. Answers are compared text
 for text across engines. Run it on an otherwise idle machine; both engines stay up throughout.
+
+`--ttft URL` instead splits one engine's time to first token (sequential, medians): a one-word
+prompt (the fixed per-request cost), the repo's prompts computed from scratch, the same with their
+prefix cached (what the probe's KV saves the real request), and a probe alone.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import argparse
 import asyncio
 import statistics
 import time
+import uuid
 
 import httpx
 
 from predictor.dataset import load_prompts, messages_of
+from wire.xargs import PROBE, PROBE_LAYER
 
 
 async def _one(http: httpx.AsyncClient, url: str, messages: list[dict], max_tokens: int) -> tuple[str, int]:
@@ -55,14 +61,53 @@ async def run(plain: str, probe: str, n: int, max_tokens: int, rounds: int) -> N
     print(f"identical greedy answers: {same}/{len(prompts)}")
 
 
+async def _ttft(http: httpx.AsyncClient, url: str, body: dict) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    resp = await http.post(url + "/v1/chat/completions", json=body | {"max_tokens": 1}, timeout=120)
+    resp.raise_for_status()
+    usage = resp.json()["usage"]
+    return time.perf_counter() - t0, (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+
+
+async def ttft_breakdown(url: str, n: int) -> None:
+    prompts = [messages_of(r) for r in load_prompts()[::7][:n]]
+    probe_flags = {"vllm_xargs": {PROBE: 1, PROBE_LAYER: 19}}
+    times: dict[str, list[float]] = {"one word": [], "fresh prompt": [], "cached prefix": [], "probe": []}
+    cached: list[int] = []
+    async with httpx.AsyncClient() as http:
+        for msgs in prompts:
+            salt = uuid.uuid4().hex
+            times["one word"].append(
+                (await _ttft(http, url, {"messages": [{"role": "user", "content": "Hi"}]}))[0]
+            )
+            times["probe"].append(
+                (await _ttft(http, url, {"messages": msgs, "cache_salt": salt} | probe_flags))[0]
+            )
+            times["fresh prompt"].append(
+                (await _ttft(http, url, {"messages": msgs, "cache_salt": salt + "x"}))[0]
+            )
+            t, c = await _ttft(http, url, {"messages": msgs, "cache_salt": salt})
+            times["cached prefix"].append(t)
+            cached.append(c)
+    for name, ts in times.items():
+        print(f"{name:>14}: median {statistics.median(ts) * 1000:.0f} ms (n={len(ts)})")
+    print(f"cached tokens of the repeat: median {statistics.median(cached):.0f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.vllm.probe_bench", description=__doc__)
-    ap.add_argument("--plain", required=True, help="engine without the probe flags")
-    ap.add_argument("--probe", required=True, help="the same engine with probe_engine_args")
+    ap.add_argument("--plain", help="engine without the probe flags")
+    ap.add_argument("--probe", help="the same engine with probe_engine_args")
+    ap.add_argument("--ttft", help="only split this engine's time to first token")
     ap.add_argument("--requests", type=int, default=48)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args(argv)
+    if args.ttft:
+        asyncio.run(ttft_breakdown(args.ttft.rstrip("/"), args.requests))
+        return 0
+    if not (args.plain and args.probe):
+        ap.error("--plain and --probe, or --ttft")
     asyncio.run(
         run(args.plain.rstrip("/"), args.probe.rstrip("/"), args.requests, args.max_tokens, args.rounds)
     )

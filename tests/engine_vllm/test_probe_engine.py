@@ -120,3 +120,22 @@ async def test_a_probe_for_a_layer_the_engine_does_not_capture_says_so(probe_eng
         answer = await _chat(http, probe_engine, prefill_body(PredictRequest(ESSAY, msgs), [3])[1])
     err = answer["kv_transfer_params"]["skipjoin_hidden"]["error"]
     assert "not captured" in err and json.dumps([9, 14, 19, 29]) in err
+
+
+async def test_a_flagged_real_request_carries_the_feature_of_its_own_prefill(probe_engine):
+    # The near-free path: no separate probe; the answer brings the feature along (non-streaming).
+    msgs = _messages(uuid.uuid4().hex)
+    _, flags = prefill_body(PredictRequest(ESSAY, msgs), [LAYER])
+    async with httpx.AsyncClient() as http:
+        probe = await _probes(http, probe_engine).prefill(PredictRequest(ESSAY, msgs))
+        real = await _chat(
+            http,
+            probe_engine,
+            {"messages": msgs, "max_tokens": 8, "temperature": 0, "ignore_eos": True}
+            | {"vllm_xargs": flags["vllm_xargs"], "cache_salt": uuid.uuid4().hex},
+        )
+    assert real["usage"]["completion_tokens"] == 8 and _cached(real) == 0
+    ours = real["kv_transfer_params"]["skipjoin_hidden"]
+    assert ours["layers"] == [LAYER]
+    expected = np.asarray(probe.hidden["last"][0])
+    np.testing.assert_allclose(ours["last"][0], expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
