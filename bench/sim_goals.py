@@ -20,8 +20,10 @@ from bench.sim_runs import ARMS, build_workload, run_arm
 from bench.workloads import Bursts
 
 BURSTS = Bursts(1.5, 0.25, 120.0)  # a quarter of every 2 minutes at 1.5x the mean rate
+SPIKES = Bursts(2.0, 0.2, 300.0)  # one minute of every five at 2x: 1.8x capacity at load 0.9
 CASES = tuple((wl, load, bursts) for wl in ("chat-long", "code")
-              for load, bursts in ((0.9, None), (0.9, BURSTS), (0.95, None), (1.0, None)))
+              for load, bursts in ((0.9, None), (0.9, BURSTS), (0.9, SPIKES), (0.95, None),
+                                   (0.95, BURSTS), (1.0, None)))
 TAUS = (0.0, 0.55)
 TUNING_SEED = 100
 

@@ -25,6 +25,8 @@ class PolicyConfig:
     promote_after_steps: float | None = 1500.0
     # The same bound in wall seconds (None: none). The earlier of the two promotes.
     promote_after_s: float | None = None
+    # Promoted requests go first in the top level, oldest first (False: ordered like the others).
+    aged_first: bool = True
     preempt: bool = True
     # Preempt only when the expected saving exceeds the swap cost by this much.
     min_gain_s: float = 0.0

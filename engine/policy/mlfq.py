@@ -81,7 +81,7 @@ class MLFQPolicy(Policy):
 
     def key(self, seq: SeqState, now: float) -> tuple:
         cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED
-        if seq.aged:  # starvation bound: aged requests go first, oldest first
+        if seq.aged and self.config.aged_first:  # starvation bound: aged requests first, oldest first
             return (seq.level, False, False, 0.0, seq.arrival, seq.rid)
         return (seq.level, True, cold, self.remaining_work_s(seq), seq.arrival, seq.rid)
 

@@ -59,7 +59,7 @@ def test_a_run_over_budget_stops_with_a_message(tmp_path, capsys):
     with pytest.raises(BudgetExceeded, match="of 3,000 requests done"):
         simulate(w, PolicyConfig(name="fcfs"), H100_7B, budget_s=0.0)
     out = tmp_path / "rows.json"
-    assert main(["--workload", "alpaca", "-n", "2000", "--loads", "0.9", "--policies", "fcfs,skipjoin",
+    assert main(["--workload", "alpaca", "-n", "500", "--loads", "0.9", "--policies", "fcfs,mlfq-blind",
                  "--arm-budget-s", "0", "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == []
     assert "over the wall-clock budget" in capsys.readouterr().out

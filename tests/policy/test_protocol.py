@@ -207,3 +207,27 @@ def test_a_request_evicted_for_a_better_one_is_not_readmitted_in_the_same_plan()
     plan = p.plan(batch, [idle, short], Capacity(max_seqs=2, free_kv_tokens=2), now=11.0)
     assert short in plan.admit and idle in plan.evict and idle not in plan.admit
     assert not set(plan.evict) & set(plan.admit) and not set(plan.preempt) & set(plan.admit)
+
+
+def test_an_evicted_request_is_not_promoted_straight_back():
+    """The promotion clock restarts when a request last ran, so KV-shortage victims do not jump
+    the queue and refill the cache they were just evicted from."""
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
+    victim = long_runners(p, n=1)[0]  # ran until t=10
+    plan = p.plan([victim], [], Capacity(max_seqs=4, free_kv_tokens=0), now=10.0)
+    assert plan.evict == [victim]
+    p.on_preempted(victim, "swapped", 10.0)
+    assert p.next_event_time([victim], 10.0) == pytest.approx(15.0)
+    p.plan([], [victim], Capacity(max_seqs=4, free_kv_tokens=0), now=14.0)
+    assert victim.level > 0 and not victim.aged
+
+
+def test_aged_first_is_a_dial():
+    for aged_first, first in ((True, "old"), (False, "fresh")):
+        p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None, aged_first=aged_first))
+        old = seq("old", 0.0, predicted=900)
+        p.on_arrival(old, 0.0)
+        fresh = seq("fresh", 6.0, predicted=4)
+        p.on_arrival(fresh, 6.0)
+        plan = p.plan([], [old, fresh], Capacity(max_seqs=1, free_kv_tokens=10_000), now=6.0)
+        assert old.level == 0 and [s.rid for s in plan.admit] == [first]
