@@ -52,10 +52,11 @@ def test_paused_requests_resume_exactly(vllm_engine):
 
 
 def test_evicted_requests_recompute_exactly(vllm_engine):
-    """Eight ~1,100-token contexts on 8,192 KV tokens: the policy evicts, the victims recompute."""
-    bodies = [_body(f"Chapter {i}. " + PARAGRAPH * 40, 120, 100 + i) for i in range(8)]
+    """Six ~1,300-token prompts fit the 8,192 KV tokens; growing by 100 tokens each, they do not:
+    the policy evicts (paused first, then its worst runner) and the victims recompute."""
+    bodies = [_body(f"Chapter {i}. " + PARAGRAPH * 52, 100, 100 + i) for i in range(6)]
     before = vllm_engine.stats()
-    alone, together = asyncio.run(_solo_then_together(vllm_engine.url, bodies, [0.2 * i for i in range(8)]))
+    alone, together = asyncio.run(_solo_then_together(vllm_engine.url, bodies, [0.2 * i for i in range(6)]))
     after = vllm_engine.wait_idle()
     assert after["evictions"] > before["evictions"], "the KV never ran short: no eviction happened"
     assert after["kv_usage"] == 0.0
