@@ -25,7 +25,7 @@ from predictor.heuristic import HeuristicPredictor
 from router import keys
 from router.auth import Caller
 from router.errors import ApiError
-from router.events import CHUNK, DONE, ERROR, Event, Inbox, Mailbox, read_events
+from router.events import CHUNK, DONE, ERROR, LOST, Event, Inbox, Mailbox, read_events
 from router.job import Job
 from router.metrics import Metrics
 from router.placement import bucket_of
@@ -68,6 +68,7 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
+REQUEUE_LOST = 2  # times a vanished job is queued again before the client is told
 MAX_PREDICTED = 1 << 20  # tokens; no model answers longer, and the score must stay finite
 
 
@@ -216,9 +217,8 @@ class Front:
             self._close(job.id)
             raise ApiError(429, "queue full; retry later", code="queue_full", headers={"Retry-After": "1"})
         self.metrics.queue_depth.set(depth)
-        events = read_events(box, self.r, job.id, self.cfg.lease_s, self.cfg.request_timeout_s)
         try:
-            first = await self._first(request, events)
+            events, first = await self._first_of(request, job, box)
         except BaseException as exc:
             self._close(job.id)
             self.cancel_later(job.id)
@@ -251,6 +251,23 @@ class Front:
         except (redis.RedisError, OSError) as exc:
             self._close(job.id)
             raise _unavailable(exc) from exc
+
+    async def _first_of(self, request: Request, job: Job, box: Mailbox) -> tuple[AsyncIterator[Event], Event]:
+        """The job's events and the first of them. A job that vanished before sending anything
+        (dropped because this front's heartbeat lapsed in a stall) is queued again, with its score."""
+        for attempt in range(REQUEUE_LOST + 1):
+            events = read_events(box, self.r, job.id, self.cfg.lease_s, self.cfg.request_timeout_s)
+            first = await self._first(request, events)
+            if first.data != LOST.encode() or attempt == REQUEUE_LOST:
+                return events, first
+            log.warning("job %s vanished before its first token; queued again", job.id)
+            try:
+                await self.queue.heartbeat(self.id)
+                if await self.admit(job) < 0:
+                    break
+            except (redis.RedisError, OSError):
+                break
+        return events, first
 
     async def _first(self, request: Request, events: AsyncIterator[Event]) -> Event:
         """The first event, unless the client leaves or the request times out first."""

@@ -14,7 +14,9 @@ PER_OPERATION = 510
 
 @pytest.fixture(scope="module")
 def gw(redis_server):
-    with upstream() as up, gateway(redis_server.url, up.url, max_body_bytes=20_000) as gw:
+    # A production lease: generating cases holds the GIL this in-process gateway shares, and a
+    # 1 s lease could lapse under it (the job is then dropped and the client told `lost`).
+    with upstream() as up, gateway(redis_server.url, up.url, max_body_bytes=20_000, lease_s=10.0) as gw:
         yield gw
 
 

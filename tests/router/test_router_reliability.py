@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 import redis.asyncio as aredis
-from gw_helpers import gateway, upstream, wait_for
+from gw_helpers import control, gateway, upstream, wait_for
 from test_router_leases import job
 
 from router import keys
@@ -24,12 +24,11 @@ from router.tenants import TenantUsage, UsageConfig
 
 async def test_renew_is_owner_checked_and_a_lost_lease_stops_delivery(redis_client):
     q = RedisQueue(redis_client, QueueConfig(lease_s=0.2))
-    await q.heartbeat("f1")
+    await redis_client.set(keys.front("f1"), b"1")  # a front that stays alive throughout
     await q.push(job("a", 1.0))
     stale = (await q.pop(["all"], owner="d1")).jobs[0]
     await asyncio.sleep(0.3)  # d1 stalls past its lease: the job goes back and d2 takes it
     assert await q.reap() == (1, 0, 0)
-    await q.heartbeat("f1")
     fresh = (await q.pop(["all"], owner="d2")).jobs[0]
     lease = await redis_client.zscore(keys.LEASES, "a")
     assert await q.renew([stale], "d1") == ["a"]  # d1 learns it lost the job...
@@ -89,11 +88,32 @@ async def test_lost_lease_cancels_upstream(redis_server, redis_client):
         task = asyncio.create_task(asyncio.to_thread(_stream, gw.url, "x", 200))
         await asyncio.to_thread(wait_for, lambda: len(up.state.received) == 1)
         [jk] = [k async for k in redis_client.scan_iter(match=keys.JOB_PREFIX + "*")]
+        while await redis_client.hget(jk, "started") is None:  # text is reaching the client
+            await asyncio.sleep(0.01)
         await redis_client.hset(jk, "owner", "someone-else")
         await asyncio.to_thread(wait_for, lambda: up.state.cancelled == ["up-0"], 5)
         await redis_client.delete(jk)  # the client's front now finds the job gone: an error, no hang
         lines = await asyncio.wait_for(task, 10)
     assert '"lost"' in lines[-1] and "[DONE]" not in "".join(lines)
+
+
+async def test_a_vanished_queued_job_is_queued_again(redis_server, redis_client):
+    """A queued job dropped behind its live front's back (its heartbeat lapsed in a stall) is
+    queued again by the front, and answered once."""
+    with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, window_max=1) as gw:
+        held = asyncio.create_task(asyncio.to_thread(_stream, gw.url, "[hold] first"))
+        await asyncio.to_thread(wait_for, lambda: len(up.state.received) == 1)
+        dropped = asyncio.create_task(asyncio.to_thread(_stream, gw.url, "dropped"))
+        while not (ids := await redis_client.zrange(keys.queue("all"), 0, -1)):
+            await asyncio.sleep(0.01)
+        await redis_client.zrem(keys.queue("all"), ids[0])  # as pop does for a silent front
+        await redis_client.delete(keys.job(ids[0].decode()))
+        await asyncio.sleep(1.5)  # the front looks (every lease_s) and queues it again
+        assert await redis_client.zcard(keys.queue("all")) == 1
+        control(up.url, release=True)
+        for lines in await asyncio.wait_for(asyncio.gather(held, dropped), 20):
+            assert _text(lines) == FULL and lines[-1] == "data: [DONE]"
+    assert [r["prompt"] for r in up.state.received] == ["[hold] first", "dropped"]
 
 
 async def test_redis_restart_keeps_queue_and_running_streams(aof_redis):

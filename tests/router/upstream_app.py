@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 MODEL = "upstream-model"
-MAX_MODEL_LEN = 2048  # reported in /v1/models, as vLLM does
+MAX_MODEL_LEN = 8192  # reported in /v1/models, as vLLM does
 
 
 @dataclass
