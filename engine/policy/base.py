@@ -115,7 +115,7 @@ class Policy:
 
     def expected_remaining(self, seq: SeqState) -> float:
         """Expected tokens still to generate: the prediction while it holds, then the learned tail."""
-        predicted = self.prediction(seq)
+        predicted = seq.predicted_len if self.trust.trusted else None
         if predicted is not None and seq.generated < predicted:
             rem = predicted - seq.generated
         else:
@@ -129,9 +129,9 @@ class Policy:
         expected remaining output at the decode price (`prompt_aware=False`: output alone)."""
         c = self.costs
         decode = self.expected_remaining(seq) * c.decode_s_per_token
-        if not self.config.prompt_aware or seq.phase is not Phase.WAITING:
+        if seq.phase is not Phase.WAITING or not self.config.prompt_aware:
             return decode
-        return decode + max(seq.context_len - seq.cached_len, 0) * c.prefill_s_per_token
+        return decode + max(seq.prompt_len + seq.generated - seq.cached_len, 0) * c.prefill_s_per_token
 
     # --- waiting requests between plans ---------------------------------------------------
     def before_plan(self, waiting: list[SeqState], now: float) -> None:

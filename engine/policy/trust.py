@@ -40,6 +40,7 @@ class PredictionTrust:
         self.min_rho, self.min_pairs, self.every = min_rho, min_pairs, every
         self.pairs: deque[tuple[float, float]] = deque(maxlen=window)
         self.rho: float | None = None  # None until `min_pairs` finished requests had a prediction
+        self.trusted = True  # use predictions until shown uninformative (read every key: a field)
         self._since = 0
 
     def observe(self, predicted: float, actual: int) -> None:
@@ -48,9 +49,5 @@ class PredictionTrust:
         if len(self.pairs) >= self.min_pairs and (self.rho is None or self._since >= self.every):
             xs, ys = zip(*self.pairs, strict=True)
             self.rho = spearman(list(xs), list(ys))
+            self.trusted = self.rho >= self.min_rho
             self._since = 0
-
-    @property
-    def trusted(self) -> bool:
-        """Use predictions until shown uninformative."""
-        return self.rho is None or self.rho >= self.min_rho

@@ -7,8 +7,8 @@ from bench.sim_runs import ARMS, build_workload, run_arm
 COST = H100_7B.updated({"max_batch": 16, "can_pause": False})
 
 
-def _run(name: str, cost=COST):
-    w = build_workload("sharegpt", 300, 0.95, cost, seed=3)
+def _run(name: str, cost=COST, n: int = 300):
+    w = build_workload("sharegpt", n, 0.95, cost, seed=3)
     return run_arm(w, ARMS[name], cost, 0.55)
 
 
@@ -24,13 +24,13 @@ def test_fastserve_collapses_when_swaps_are_charged_and_skipjoin_does_not():
 
 
 def test_pausing_in_place_costs_no_copies():
-    res, fast = _run("fastserve", COST.updated({"can_pause": True}))
+    res, fast = _run("fastserve", COST.updated({"can_pause": True}), n=150)
     assert res.engines[0].pauses > 0 and res.engines[0].copy_charged_s == 0
 
 
 def test_overlap_hides_copies():
     sync = COST.updated({"swap_overlap": 0.0})
     hidden = COST.updated({"swap_overlap": 1.0})
-    r_sync, _ = _run("fastserve", sync)
-    r_hidden, _ = _run("fastserve", hidden)
+    r_sync, _ = _run("fastserve", sync, n=100)
+    r_hidden, _ = _run("fastserve", hidden, n=100)
     assert r_hidden.engines[0].copy_charged_s < r_sync.engines[0].copy_charged_s
