@@ -20,6 +20,8 @@ The protocol every driver (vLLM adapter, SGLang plugin, simulator) calls the sam
   free device KV now (paused requests' KV is not free). The plan keeps the running set within
   both: when KV is short for its next step it evicts itself (paused first, `victim_order`), so
   the engine's own victim choice is never used.
+- Admission keeps KV for `kv_reserve_steps` of the batch's growth free (admitting to the brim
+  makes the next step evict someone); predictions are ignored while they rank nothing (`trust.py`).
 - Long queues: `candidates(waiting, slots, now)` picks what `plan` must see; `next_event_time`
   says when a waiting request's standing changes by itself (promotion); `tokens_to_next_event`
   (MLFQ) when a running one's does. Static-key policies (`static_keys`) may be kept in a heap.
