@@ -54,9 +54,10 @@ async def test_probe_predictor_records_what_the_probes_saw(engine_url):
     async with httpx.AsyncClient() as http:
         predictor = ProbePredictor(
             "auto",
-            ProbeClient(http, _config(engine_url, question_sample_rate=1.0)),
+            ProbeClient(http, _config(engine_url)),
             ModelStore(None),
-            _config(engine_url, question_sample_rate=1.0),
+            # No model yet: auto probes only a sampled share; here every probe, for the trainer.
+            _config(engine_url, question_sample_rate=1.0, prefill_sample_rate=1.0),
         )
         pred = await predictor.predict(
             PredictRequest("poem", MESSAGES, max_tokens=50, replica_url=engine_url)
