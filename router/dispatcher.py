@@ -290,7 +290,7 @@ class Dispatcher:
 
     def _spare(self, job: Job, tried: list[Replica]) -> Replica | None:
         """A healthy replica this job has not tried, chosen as placement would."""
-        left = [r for r in self.replicas if r.healthy and all(r is not t for t in tried)]
+        left = [r for r in self.replicas if r.healthy and not r.paused and all(r is not t for t in tried)]
         if not left:
             return None
         states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in left]
@@ -309,7 +309,7 @@ class Dispatcher:
     def _evacuate(self, replica: Replica) -> None:
         """A replica stopped answering its load polls: its jobs that have sent nothing yet move to
         a healthy replica (if there is one); started ones run on, or time out with an error."""
-        if not any(r.healthy for r in self.replicas):
+        if not any(r.healthy and not r.paused for r in self.replicas):
             return
         for job_id, task in list(replica.tasks.items()):
             sink = self._sinks.get(job_id)
