@@ -105,11 +105,12 @@ class Deployment:
         self.redis = RedisServer().start()
         engine = [sys.executable, "-m", "engine.vllm.launch", "--kv-cache-gib", str(a.kv_cache_gib),
                   "--max-model-len", "2048"]
-        stock_port, sj_port = free_port(), free_port()
+        stock_port, sj_port, self.control_port = free_port(), free_port(), free_port()
         # One at a time: two first starts on two cores take longer than one after the other.
         for name, port, extra in (("stock", stock_port, ["--stock"]),
                                   ("skipjoin", sj_port, ["--policy-json", a.policy_json,
-                                                         "--redis-url", self.redis.url])):
+                                                         "--redis-url", self.redis.url,
+                                                         "--control-port", str(self.control_port)])):
             proc = _spawn(engine + ["--port", str(port), *extra], self.logs / f"engine-{name}.log")
             self.procs.append(proc)
             _wait(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
@@ -126,6 +127,11 @@ class Deployment:
             self.urls[arm] = f"http://127.0.0.1:{gw_port}"
             _wait(self.urls[arm], proc, 120, f"{arm} gateway")
         return self
+
+    def engine_counts(self) -> dict:
+        """The skipjoin engine's pause/eviction/resume counters (to report per run)."""
+        stats = httpx.get(f"http://127.0.0.1:{self.control_port}/stats", timeout=10).json()
+        return {k: stats[k] for k in ("pauses", "evictions", "resumes", "promotions")}
 
     def __exit__(self, *exc) -> None:
         for proc in reversed(self.procs):
@@ -223,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                 w = workload(wl, all_shapes[wl], args.requests, args.seed, prompt)
                 order = ARMS if rep % 2 == 0 else tuple(reversed(ARMS))
                 for arm in order:
+                    before = dep.engine_counts()
                     r = asyncio.run(run_arm(dep.urls[arm], w, args.timeout_s))
+                    after = dep.engine_counts()
+                    r["engine"] = {k: after[k] - before[k] for k in after}
                     results[wl][arm].append(r)
                     console.print(f"[{rep}] {wl:<13} {arm:<9} mean {r['mean']:.2f}s p99 {r['p99']:.2f}s "
                                   f"ttft {r['ttft_mean']:.2f}s {r['tokens_per_s']:.1f} tok/s "
-                                  f"failed {r['failed']}")
+                                  f"failed {r['failed']} engine {r['engine']}")
     summary = report(results, console)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "runs": results, "summary": summary}, indent=1))
