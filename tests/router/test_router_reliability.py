@@ -15,6 +15,7 @@ from test_router_leases import job
 from router import keys
 from router.acker import Acker
 from router.events import CHUNK, DONE, Event, Inbox
+from router.outage import RedisWatch
 from router.queue import QueueConfig, RedisQueue
 from router.records import Outcome
 from router.redis_server import free_port
@@ -177,3 +178,29 @@ async def test_front_sees_done_of_a_local_job():
     got = [ev.kind async for ev in read_events(box, dead, "j", 0.05, 1.0)]
     assert got == [CHUNK, DONE]
     await dead.aclose()
+
+
+def test_redis_watch_settles_one_lease_after_an_outage():
+    now = [100.0]
+    watch = RedisWatch(settle_s=10.0, clock=lambda: now[0])
+    assert watch.settled  # a fresh process trusts Redis at once
+    watch.failed()
+    assert not watch.settled
+    now[0] += 60
+    watch.ok()  # back: every live holder gets a lease to renew before anything is reaped
+    assert not watch.settled
+    now[0] += 10
+    assert watch.settled
+    with pytest.raises(ValueError):
+        RedisWatch(settle_s=0)
+
+
+async def test_unsettled_pop_and_renew_keep_jobs_of_silent_fronts(redis_client):
+    """Just after an outage a front's heartbeat may have lapsed while it lives: its jobs are
+    neither dropped at pop nor deleted at renew."""
+    q = RedisQueue(redis_client, QueueConfig(lease_s=5))
+    await q.push(job("quiet", 1.0, front="lapsed"))
+    [popped] = (await q.pop(["all"], owner="d", drop=False)).jobs
+    assert await q.renew([popped], "d", check_fronts=False) == []
+    assert await redis_client.exists(keys.job("quiet"))
+    assert await q.renew([popped], "d", check_fronts=True) == ["quiet"]  # settled: gone means gone
