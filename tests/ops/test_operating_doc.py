@@ -1,4 +1,4 @@
-"""docs/operating.md: every `bash` block runs as written (in order, in one shell) against a live
+"""README's Operating section: every `bash` block runs as written (in order, in one shell) against a live
 gateway, and prints what its `# expect:` lines say. Only the ports differ: the doc's
 localhost:8000 (the gateway) and localhost:8101 (a second engine) are this test's servers."""
 
@@ -9,12 +9,13 @@ import subprocess
 import pytest
 from gw_helpers import REPO, gateway, upstream
 
-DOC = REPO / "docs" / "operating.md"
+DOC = REPO / "README.md"
 TOKEN = "change-me"
 
 
 def blocks() -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    section = DOC.read_text().split("\n## Operating\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```bash\n(.*?)^```", section, re.S | re.M)
 
 
 def test_the_doc_has_examples_for_every_admin_route():
