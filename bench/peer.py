@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load import one
+from bench.procs import spawn, stop, wait_healthy
 from bench.sim_metrics import summarize
 from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
 from router.redis_server import RedisServer, free_port
@@ -64,35 +62,6 @@ def workload(name: str, shape: Shape, n: int, seed: int, prompt: LengthSpec) -> 
 
 
 # --- processes ---------------------------------------------------------------------------------
-def _spawn(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    out = open(log, "wb")  # noqa: SIM115 - lives as long as the process
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **(env or {})})
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{what} not healthy after {timeout:.0f}s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 class Deployment:
     """Two engines (stock, skipjoin), two gateways, one Redis: started once, stopped at the end."""
 
@@ -111,9 +80,9 @@ class Deployment:
                                   ("skipjoin", sj_port, ["--policy-json", a.policy_json,
                                                          "--redis-url", self.redis.url,
                                                          "--control-port", str(self.control_port)])):
-            proc = _spawn(engine + ["--port", str(port), *extra], self.logs / f"engine-{name}.log")
+            proc = spawn(engine + ["--port", str(port), *extra], self.logs / f"engine-{name}.log")
             self.procs.append(proc)
-            _wait(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
+            wait_healthy(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
         self.urls["vllm"] = f"http://127.0.0.1:{stock_port}"
         for arm, port, db, predictor in (("gateway", stock_port, 1, "heuristic"),
                                          ("skipjoin", sj_port, 2, a.predictor)):
@@ -122,10 +91,10 @@ class Deployment:
                    "SKIPJOIN_REDIS_URL": self.redis.url.rsplit("/", 1)[0] + f"/{db}",
                    "SKIPJOIN_PREDICTOR": predictor, "SKIPJOIN_TRAIN": "false"}
             cmd = [sys.executable, "-m", "router.cli", "serve"]
-            proc = _spawn(cmd, self.logs / f"gateway-{arm}.log", env)
+            proc = spawn(cmd, self.logs / f"gateway-{arm}.log", env)
             self.procs.append(proc)
             self.urls[arm] = f"http://127.0.0.1:{gw_port}"
-            _wait(self.urls[arm], proc, 120, f"{arm} gateway")
+            wait_healthy(self.urls[arm], proc, 120, f"{arm} gateway")
         return self
 
     def engine_counts(self) -> dict:
@@ -135,7 +104,7 @@ class Deployment:
 
     def __exit__(self, *exc) -> None:
         for proc in reversed(self.procs):
-            _stop(proc)
+            stop(proc)
         self.redis.stop()
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -29,6 +27,7 @@ import httpx
 import numpy as np
 import psutil
 
+from bench.procs import running
 from router.redis_server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,32 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _wait_http(url: str, proc: subprocess.Popen | None, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not healthy after {timeout:.0f}s")
-
-
-@contextlib.contextmanager
-def _process(args: list[str], url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, **(env or {})})
-    try:
-        _wait_http(url, proc)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @contextlib.contextmanager
 def local_stack(engine: str | None) -> Iterator[tuple[str, int, str | None]]:
     """Redis, the fake engine (unless `engine`), and a gateway process: (gateway url, pid, fake url)."""
@@ -96,7 +69,8 @@ def local_stack(engine: str | None) -> Iterator[tuple[str, int, str | None]]:
         if engine is None:
             port = free_port()
             fake = f"http://127.0.0.1:{port}"
-            stack.enter_context(_process([sys.executable, str(FAKE_ENGINE), "--port", str(port)], fake))
+            stack.enter_context(running([sys.executable, str(FAKE_ENGINE), "--port", str(port)], fake, 60.0,
+                                        "fake engine", cwd=REPO))
         gw_port = free_port()
         env = {
             "SKIPJOIN_PORT": str(gw_port),
@@ -106,7 +80,8 @@ def local_stack(engine: str | None) -> Iterator[tuple[str, int, str | None]]:
             "SKIPJOIN_TRAIN": "false",
         }
         gw_url = f"http://127.0.0.1:{gw_port}"
-        gw = stack.enter_context(_process([sys.executable, "-m", "router.cli", "serve"], gw_url, env))
+        serve = [sys.executable, "-m", "router.cli", "serve"]
+        gw = stack.enter_context(running(serve, gw_url, 60.0, "gateway", env=env, cwd=REPO))
         yield gw_url, gw.pid, fake
 
 

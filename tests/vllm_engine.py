@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench.procs import spawn, stop, wait_healthy
 from router.redis_server import free_port
 
 START_TIMEOUT_S = 900  # ~90 s on two idle cores; CI boxes are busier
@@ -49,31 +48,19 @@ def start_engine(log_path: str, *args: str, extra: tuple[str, ...] = (), env: di
            "--kv-cache-gib", "1", "--max-model-len", "2048", "--log-level", "warning", *args]
     if extra:
         cmd += ["--", *extra]
-    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the engine's lifetime
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            start_new_session=True)
+    proc = spawn(cmd, log_path, env)
     engine = Engine(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control}", proc, log_path)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"engine exited ({proc.returncode}); log: {tail(log_path)}")
-        try:
-            if httpx.get(engine.url + "/health", timeout=2).status_code == 200:
-                return engine
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    stop_engine(engine)
-    raise RuntimeError(f"engine not healthy after {START_TIMEOUT_S}s; log: {tail(log_path)}")
+    try:
+        wait_healthy(engine.url, proc, START_TIMEOUT_S, "engine")
+    except RuntimeError as exc:
+        stop(proc)
+        raise RuntimeError(f"{exc}; log: {tail(log_path)}") from exc
+    return engine
 
 
 def stop_engine(engine: Engine) -> None:
-    if engine.proc.poll() is None:
-        os.killpg(engine.proc.pid, signal.SIGTERM)
-        try:
-            engine.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(engine.proc.pid, signal.SIGKILL)
+    if engine.proc is not None:
+        stop(engine.proc)
 
 
 def tail(path: str, n: int = 3000) -> str:
