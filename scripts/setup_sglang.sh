@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv-sglang (idempotent, quiet): the pinned SGLang's scheduler modules importable on a CPU
-# machine, for tests/sglang. SGLang's own pins clash with vLLM's and its full dependency set is
+# machine, for tests/sglang_plugin. SGLang's own pins clash with vLLM's and its full dependency set is
 # GPU-only, so only what those imports need is installed, SGLang itself with --no-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
