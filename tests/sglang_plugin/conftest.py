@@ -12,7 +12,7 @@ import pytest
 
 
 def _sglang_installed() -> bool:
-    # Not find_spec: this very folder, named sglang, would pass for a namespace package.
+    # The installed distribution, not an importable name (a folder on sys.path can pass for one).
     try:
         importlib.metadata.version("sglang")
     except importlib.metadata.PackageNotFoundError:
