@@ -44,8 +44,9 @@ def hidden_from_response(body: dict[str, Any], layers: list[int]) -> dict[str, A
 
     skipjoin's vLLM engine answers `kv_transfer_params.skipjoin_hidden = {"layers", "last"}`; the
     retired built-in engine a top-level `hidden_states` of the same shape (with "mean"); SGLang puts
-    one vector per token (prompt first) in `choices[i].hidden_states` or `meta_info.hidden_states`,
-    for its last layer only, so it is reported as the first requested layer.
+    the last prompt token's vector (`return_hidden_states: "last"`; one per token with `true`) in
+    `choices[i].hidden_states` or `meta_info.hidden_states`, for the one layer it was launched to
+    capture, so it is reported as the first requested layer (no mean from a single vector).
     """
     probe = (body.get("kv_transfer_params") or {}).get(PROBE_RESULT)
     if isinstance(probe, dict) and "last" in probe:
@@ -63,7 +64,8 @@ def hidden_from_response(body: dict[str, Any], layers: list[int]) -> dict[str, A
         return None
     rows = np.asarray(raw[0] if _is_nested3(raw) else raw, float)
     rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
-    return {"layers": layers[:1], "last": [rows[-1].tolist()], "mean": [rows.mean(0).tolist()]}
+    mean = [rows.mean(0).tolist()] if len(rows) > 1 else None
+    return {"layers": layers[:1], "last": [rows[-1].tolist()], "mean": mean}
 
 
 def _is_nested3(raw: Any) -> bool:

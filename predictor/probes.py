@@ -52,7 +52,10 @@ def _base_body(req: PredictRequest) -> tuple[str, dict[str, Any]]:
 def prefill_body(req: PredictRequest, layers: list[int]) -> tuple[str, dict[str, Any]]:
     path, body = _base_body(req)
     layer: int | list[int] = layers[0] if len(layers) == 1 else list(layers)
-    return path, body | {"max_tokens": 1, "vllm_xargs": {PROBE: 1, PROBE_LAYER: layer}}
+    # vLLM (skipjoin's engine) reads `vllm_xargs`; SGLang returns its launch-time aux layer at the
+    # last prompt token for `return_hidden_states: "last"`. Each ignores the other's field.
+    return path, body | {"max_tokens": 1, "vllm_xargs": {PROBE: 1, PROBE_LAYER: layer},
+                         "return_hidden_states": "last"}
 
 
 def question_body(req: PredictRequest, question: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
