@@ -22,12 +22,14 @@ async def _complete(http: httpx.AsyncClient, url: str, prompt: str, tokens: int,
     return time.monotonic()
 
 
-async def _short_rank(url: str) -> int:
+async def _short_rank(engine) -> int:
     """Where the short request, sent last, finishes among nine (0: first)."""
+    url = engine.url
     async with httpx.AsyncClient() as http:
         longs = [asyncio.create_task(_complete(http, url, f"Story {i}: once upon a time", LONG, 500))
                  for i in range(8)]
-        await asyncio.sleep(0.5)  # the long ones are admitted first
+        while (await http.get(engine.control + "/stats")).json()["live"] < 8:  # all eight arrived first
+            await asyncio.sleep(0.05)
         short = await _complete(http, url, "Say hi.", SHORT, 5)
         done = await asyncio.gather(*longs)
     return sum(t < short for t in done)
@@ -37,7 +39,7 @@ async def _short_rank(url: str) -> int:
 def test_short_behind_eight_long(vllm_engine, policy, expect_first):
     vllm_engine.policy(name=policy, max_active=2)
     try:
-        rank = asyncio.run(_short_rank(vllm_engine.url))
+        rank = asyncio.run(_short_rank(vllm_engine))
     finally:
         vllm_engine.policy(name="mlfq", max_active=None)
     if expect_first:
