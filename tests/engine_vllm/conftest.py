@@ -6,8 +6,8 @@ PROBE_LAYERS = (9, 14, 19, 29)  # what predictor/data/hidden.npz holds; `skipjoi
 
 
 @pytest.fixture(scope="session")
-def probe_engine(vllm_engine):
+def probe_engine(request):
     """The session's engine (its launcher adds the probe's hidden-state capture).
-    SKIPJOIN_TEST_PROBE_ENGINE_URL reuses an engine someone started already."""
+    SKIPJOIN_TEST_PROBE_ENGINE_URL reuses an engine someone started already (none is started)."""
     url = os.environ.get("SKIPJOIN_TEST_PROBE_ENGINE_URL")
-    return url.rstrip("/") if url else vllm_engine.url
+    return url.rstrip("/") if url else request.getfixturevalue("vllm_engine").url
