@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     probe_timeout_s: float = 2.0
     # Decoder layer whose hidden state the prefill probe returns (None: 19, SmolLM2's best of 30).
     predictor_layer: int | None = None
+    # Share of requests sending the prefill probe though the chosen model does not read it (keeps the
+    # hidden-state models learning; None: the predictor's default, 5%).
+    predictor_prefill_sample_rate: float | None = None
 
     # --- admin (router/admin.py) ---
     # Bearer token for /admin and /dashboard. Empty: admin is off (404).

@@ -41,7 +41,9 @@ def vllm_engine(tmp_path_factory, redis_server):
         return
     log = str(tmp_path_factory.mktemp("engine") / "vllm.log")
     # 256 blocks of 32 tokens: 8,192 KV tokens, so a few long requests run it short.
-    engine = start_engine(log, "--redis-url", redis_server.url, extra=("--num-gpu-blocks-override", "256"))
+    # Its own Redis database: tests that flush or read database 0 see no stray engine.
+    control = redis_server.url.rsplit("/", 1)[0] + "/15"
+    engine = start_engine(log, "--redis-url", control, extra=("--num-gpu-blocks-override", "256"))
     try:
         yield engine
     finally:

@@ -184,7 +184,7 @@ class SkipJoinMixin:
             "paused": len(self.sj_paused),
             "waiting": waiting,
             "live": len(self.sj_table.seqs),
-            "levels": {str(k): v for k, v in sorted(self.sj_table.levels().items())},
+            "levels": self.sj_table.levels(self.sj_policy.config.levels),
             "preemptions": self.sj_policy.preemptions,
             "promotions": self.sj_policy.promotions,
             "step_s": round(self.sj_policy.costs.step_s, 5),

@@ -52,9 +52,10 @@ class SeqTable:
         if seq is not None:
             self.policy.on_finish(seq, now)
 
-    def levels(self) -> dict[int, int]:
-        counts: dict[int, int] = {}
+    def levels(self, n: int) -> list[int]:
+        """Live requests per MLFQ level, top level first (what the dashboard shows)."""
+        counts = [0] * n
         for seq in self.seqs.values():
             if seq.phase is not Phase.FINISHED:
-                counts[seq.level] = counts.get(seq.level, 0) + 1
+                counts[min(seq.level, n - 1)] += 1
         return counts

@@ -48,7 +48,9 @@ async def test_the_gateway_probes_only_when_a_request_waits(redis_server, redis_
 
 
 def _settings(redis_url: str, engine_url: str):
-    return gateway_settings(redis_url, engine_url, predictor="auto", train=False, dispatch=False)
+    # No sampled probes (they keep other models learning): only the queue decides here.
+    return gateway_settings(redis_url, engine_url, predictor="auto", train=False, dispatch=False,
+                            predictor_prefill_sample_rate=0.0)
 
 
 def _queued(url: str) -> int:
