@@ -23,6 +23,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
 from engine.policy import Capacity, Phase, PolicyConfig, SeqState, make_policy
+from engine.policy.reconfigure import reconfigured
 from engine.vllm.control import EngineControl
 from engine.vllm.queue import PolicyQueue
 from engine.vllm.settings import EngineSettings
@@ -170,8 +171,6 @@ class SkipJoinMixin:
             new, self.sj_pending = self.sj_pending, None
         if new is None:
             return
-        from engine.policy.reconfigure import reconfigured
-
         self.sj_policy = reconfigured(self.sj_policy, new, self.sj_table.seqs.values(), now)
         self.sj_table.policy = self.sj_policy
         log.info("policy knobs now %s", new.to_dict())
