@@ -28,9 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load import one
-from bench.procs import spawn, stop, wait_healthy
 from bench.sim_metrics import summarize
 from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
+from router.procs import spawn, stop, wait_healthy
 from router.redis_server import RedisServer, free_port
 
 ARMS = ("vllm", "gateway", "skipjoin")

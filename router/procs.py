@@ -1,5 +1,5 @@
-"""Child processes for benchmarks and tests: start one in its own process group, wait until its
-`/health` answers, stop it and everything it started."""
+"""Child processes (the embedded engine, benchmark and test servers): start one in its own
+process group, wait until its `/health` answers, stop it and everything it started."""
 
 from __future__ import annotations
 
