@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import redis.asyncio as redis
 
-from router.job import Job
+from router.job import FORCED, Job
 from router.queue import RedisQueue
 from router.records import Outcome, add_record
 from router.tasks import cancel_and_wait
@@ -74,7 +74,8 @@ class Acker:
             for job, out in batch:
                 self.queue.ack(pipe, job.id)
                 if out is not None:
-                    add_record(pipe, job, out)
+                    if job.predictor != FORCED:  # a forced length teaches the predictor nothing
+                        add_record(pipe, job, out)
                     self.usage.add(pipe, job.tenant, out.prompt_tokens + out.output_tokens, now)
             await pipe.execute()
 

@@ -26,7 +26,7 @@ from router import keys
 from router.auth import Caller
 from router.errors import ApiError
 from router.events import CHUNK, DONE, ERROR, LOST, Event, Inbox, Mailbox, read_events
-from router.job import Job
+from router.job import FORCED, Job
 from router.metrics import Metrics
 from router.placement import bucket_of
 from router.queue import RedisQueue
@@ -176,7 +176,12 @@ class Front:
         prompt = req.prompt_text()
         prefix_key = hashlib.blake2b(prompt[:PREFIX_CHARS].encode(), digest_size=8).hexdigest()
         home = home_replica(prefix_key, self.cfg.engine_urls)
-        pred = await self._predict(_predict_request(req, prompt, home))
+        limit = req.token_limit()
+        if req.ignore_eos and limit:
+            # The length is forced (a benchmark's): known exactly, nothing to probe or learn from.
+            pred = Prediction(float(limit), float(limit), FORCED)
+        else:
+            pred = await self._predict(_predict_request(req, prompt, home))
         weight = self.cfg.score.weight(caller.cls)
         now = self.clock()
         used = await self.usage.tokens(caller.tenant, now) if self.cfg.score.tenant_penalty else 0.0

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+FORCED = "forced"  # `Job.predictor` when `ignore_eos` fixes the length: known, nothing to learn
+
 
 @dataclass
 class Job:

@@ -2,9 +2,11 @@
 the gateway's `priority`; the engine's answers come back as the engine wrote them; models and
 context limits are the engines' own (fake upstream on loopback, echoing what it received)."""
 
+import time
+
 import httpx
 import pytest
-from gw_helpers import gateway, upstream
+from gw_helpers import gateway, upstream, wait_for
 from upstream_app import MAX_MODEL_LEN, MODEL
 
 CHAT = "/v1/chat/completions"
@@ -101,3 +103,24 @@ def test_models_unknown_model_and_context_limit(redis_server, redis_client, up):
         no_model = {k: v for k, v in BODY.items() if k != "model"}
         assert httpx.post(gw.url + CHAT, json=no_model, timeout=10).status_code == 200
     assert len(up.state.received) + len(other.state.received) == 1  # refusals never reached an engine
+
+
+def test_a_forced_length_is_the_prediction_and_no_training_record(redis_server, up):
+    """`ignore_eos` with a token limit fixes the answer's length: the gateway sends exactly that as
+    the priority and keeps no record (a forced length says nothing about the prompt)."""
+    import redis
+
+    from router import keys
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    r = redis.Redis.from_url(redis_server.url)
+    before = r.xlen(keys.RECORDS)
+    with gateway(redis_server.url, up.url) as gw:
+        forced = httpx.post(gw.url + CHAT, json={**body, "ignore_eos": True}, timeout=10)
+        natural = httpx.post(gw.url + CHAT, json=body, timeout=10)
+        wait_for(lambda: r.xlen(keys.RECORDS) > before)  # records are written in batches
+        time.sleep(0.3)
+    assert forced.status_code == natural.status_code == 200
+    sent = [got["body"] for got in up.state.received]
+    assert sent[0]["priority"] == 5 and sent[0]["ignore_eos"] is True
+    assert r.xlen(keys.RECORDS) == before + 1  # the natural request's only
