@@ -33,6 +33,10 @@ class PredictorConfig:
     prefill_sample_rate: float = 0.05
     # Probe even while the gateway's queue is empty (off: nothing waits, so order cannot matter).
     probe_when_idle: bool = False
+    # A request no prefill probe was sent for is flagged for inline prediction instead (skipjoin's
+    # vLLM engine reads its feature during its own prefill at no measurable cost): the engine's
+    # MLFQ re-levels it, the prefix memory and the training records get its feature.
+    inline_unprobed: bool = True
     # Trainer: refit every interval once `min_new` records arrived (counted by stream id, so a stream
     # trimmed at its cap still counts); fit on the latest `window`, weights halving every `half_life`.
     trainer_interval_s: float = 30.0

@@ -4,7 +4,9 @@ they send and which model answers; all record what the probes saw in `Prediction
 A probe is pure cost unless its answer changes the order: `auto` sends only the probes its chosen
 model reads (others on a sampled share, so their models keep learning), and no predictor probes
 while nothing waits in the gateway's queue (below saturation every request is served at once); then
-the last prediction for the same prompt prefix answers, or the heuristic.
+the last prediction for the same prompt prefix answers, or the heuristic. A request that got no
+prefill probe is flagged for inline prediction (`inline_predictor`): the engine predicts from its
+own prefill, and the feature still reaches the training records.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from predictor.config import PredictorConfig
 from predictor.engine_input import engine_input
 from predictor.features import encode_hidden
 from predictor.heuristic import HeuristicPredictor, heuristic_length
+from predictor.inline_predictor import inline_features
 from predictor.prefix_memory import PrefixMemory
 from predictor.probes import ProbeClient
 from predictor.store import ModelStore
@@ -80,6 +83,8 @@ class ProbePredictor:
         # Both probes share one time budget: the gateway bounds the whole call by probe_timeout_s.
         deadline = time.monotonic() + self.config.probe_timeout_s
         x = await self._prefill(req, features, deadline) if send_prefill else None
+        if "hidden" not in features and self.config.inline_unprobed:
+            features.update(inline_features(req, self.config, self.memory))
         guess = await self._question(req, features, deadline) if send_question else None
         answer = self._answer(bundle, x, guess)
         if answer is not None and self.memory is not None:

@@ -8,12 +8,13 @@ from predictor.base import Predictor
 from predictor.cache import CachedPredictor
 from predictor.config import PredictorConfig
 from predictor.heuristic import HeuristicPredictor
+from predictor.inline_predictor import INLINE, InlinePredictor
 from predictor.prefix_memory import PrefixMemory
 from predictor.probe_predictor import MODES, ProbePredictor
 from predictor.probes import ProbeClient
 from predictor.store import ModelStore, load_seed
 
-NAMES = ("heuristic", *MODES)
+NAMES = ("heuristic", *MODES, INLINE)
 
 
 def build_predictor(name: str, **deps: Any) -> Predictor:
@@ -23,6 +24,11 @@ def build_predictor(name: str, **deps: Any) -> Predictor:
     requests waiting in the gateway's queue; with it, nothing is probed while the queue is empty)."""
     if name == "heuristic":
         return HeuristicPredictor()
+    if name == INLINE:  # no probe and no cache: the engine's newest prediction per prefix answers
+        config = deps.get("config") or PredictorConfig.from_settings(deps.get("settings"))
+        redis = deps.get("redis")
+        memory = PrefixMemory(redis, config.cache_ttl_s) if redis is not None else None
+        return InlinePredictor(ModelStore(redis, config.refresh_s, seed=load_seed()), config, memory)
     if name not in MODES:
         raise ValueError(f"unknown predictor {name!r}; known: {', '.join(NAMES)}")
     http, redis = deps.get("http"), deps.get("redis")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import redis.asyncio as redis
 
+from predictor.inline_predictor import take_engine_results, wants_engine_result
 from router.job import FORCED, Job
 from router.queue import RedisQueue
 from router.records import Outcome, add_record
@@ -69,6 +70,9 @@ class Acker:
             self._writing = []
 
     async def _write(self, batch: list[tuple[Job, Outcome | None]]) -> None:
+        # Inline-predicted jobs: the engine wrote their feature to Redis; it joins their record.
+        await take_engine_results(self.r, [(job.id, job.features) for job, out in batch
+                                           if out is not None and wants_engine_result(job.features)])
         now = self.clock()
         async with self.r.pipeline(transaction=False) as pipe:
             for job, out in batch:

@@ -22,6 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from predictor.base import Prediction, Predictor, PredictRequest
 from predictor.heuristic import HeuristicPredictor
+from predictor.inline_predictor import inline_xargs
 from router import keys
 from router.auth import Caller
 from router.errors import ApiError
@@ -161,13 +162,16 @@ class Front:
             self.metrics.predictor_fallbacks.inc()
             return await self._fallback.predict(preq)
 
-    def upstream_fields(self, body: dict, predicted: float) -> dict:
+    def upstream_fields(self, body: dict, predicted: float, xargs: dict | None = None) -> dict:
         """The client's own JSON object, untouched (every parameter the gateway does not use
         passes through as sent), with the engine priority set by the gateway alone: a client may
-        not jump the queue by sending its own."""
+        not jump the queue by sending its own. `xargs`: the gateway's `vllm_xargs` (inline
+        prediction's flags), added to the client's."""
         out = {k: v for k, v in body.items() if k != "priority"}
         if self.cfg.engine_priority:
             out["priority"] = int(round(predicted))  # lower runs first
+        if xargs:
+            out["vllm_xargs"] = {**(body.get("vllm_xargs") or {}), **xargs}
         return out
 
     async def build_job(
@@ -185,10 +189,11 @@ class Front:
         weight = self.cfg.score.weight(caller.cls)
         now = self.clock()
         used = await self.usage.tokens(caller.tenant, now) if self.cfg.score.tenant_penalty else 0.0
+        job_id = uuid.uuid4().hex
         return Job(
-            id=uuid.uuid4().hex,
+            id=job_id,
             kind=kind,
-            body=self.upstream_fields(body, pred.length),
+            body=self.upstream_fields(body, pred.length, inline_xargs(job_id, pred.features)),
             stream=req.stream,
             include_usage=req.include_usage(),
             predicted=pred.length,

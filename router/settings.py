@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     dispatch: bool = True
 
     # --- predictor ---
-    # heuristic | probe-hidden | probe-text | auto. Empty: `auto` with the embedded engine (it returns
-    # hidden states), `heuristic` in front of other engines.
+    # heuristic | probe-hidden | probe-text | auto | inline. Empty: `auto` with the embedded engine
+    # (it returns hidden states), `heuristic` in front of other engines.
     predictor: str = ""
     # Refit the learned predictor from served requests (one gateway per interval fits; all pick it up).
     train: bool = True
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Share of requests sending the prefill probe though the chosen model does not read it (keeps the
     # hidden-state models learning; None: the predictor's default, 5%).
     predictor_prefill_sample_rate: float | None = None
+    # Flag requests no prefill probe was sent for (`auto`, `probe-*`) for inline prediction: skipjoin's
+    # vLLM engine predicts from their own prefill and reports the feature for training (None: on).
+    # Turn off in front of engines that refuse `vllm_xargs`.
+    predictor_inline_unprobed: bool | None = None
 
     # --- admin (router/admin.py) ---
     # Bearer token for /admin and /dashboard. Empty: admin is off (404).

@@ -5,6 +5,7 @@ The protocol every driver (vLLM adapter, SGLang plugin, simulator) calls the sam
     policy = make_policy(PolicyConfig(name="mlfq"), costs, lengths)
     policy.on_arrival(seq, now)                   # a request arrives (SeqState: plain data)
     policy.on_tokens(seq, n, now)                 # it generated n tokens
+    policy.on_prediction(seq, predicted, now)     # a prediction made after arrival (inline, in the engine)
     policy.on_finish(seq, now)
     cap = Capacity(max_seqs=policy.config.active_cap(engine_slots), free_kv_tokens=free,
                    growth_per_seq=1, can_pause=True)

@@ -57,6 +57,12 @@ class Policy:
         if seq.predicted_len is not None:
             self.trust.observe(seq.predicted_len, seq.generated)
 
+    def on_prediction(self, seq: SeqState, predicted: float, now: float) -> None:
+        """A predicted length that arrives after `on_arrival` (the engine's own, made inline from
+        the request's prefill); it replaces the gateway's. Policies that placed the request by
+        its size re-place it here."""
+        seq.predicted_len = max(float(predicted), 0.0)
+
     def prediction(self, seq: SeqState) -> float | None:
         """The request's predicted length, while predictions have been shown to rank lengths."""
         return seq.predicted_len if self.trust.trusted else None

@@ -41,6 +41,22 @@ class MLFQPolicy(Policy):
         seq.quantum_left = self.config.level_upper(seq.level) - seq.prompt_len * self.config.prefill_weight
         seq.quantum_left = max(seq.quantum_left, 1.0)
 
+    def on_prediction(self, seq: SeqState, predicted: float, now: float) -> None:
+        """Re-level as if the request had entered with this prediction and then generated what it
+        has; an aged request keeps its promotion (the starvation bound comes first)."""
+        super().on_prediction(seq, predicted, now)
+        if seq.aged:
+            return
+        cfg, before = self.config, seq.level
+        seq.level = seq.entry_level = cfg.entry_level(self.size_estimate(seq))
+        seq.quantum_left = max(cfg.level_upper(seq.level) - seq.prompt_len * cfg.prefill_weight, 1.0)
+        seq.quantum_left -= seq.generated
+        while seq.quantum_left <= 0 and seq.level < cfg.levels - 1:
+            seq.level += 1
+            seq.quantum_left += cfg.quantum(seq.level)
+        if seq.level > max(before, seq.entry_level):
+            seq.demoted_at = now
+
     def on_tokens(self, seq: SeqState, n: int, now: float) -> None:
         super().on_tokens(seq, n, now)
         seq.aged = False

@@ -7,6 +7,10 @@ reads that row from the model's aux hidden states (the outputs EAGLE-3 uses, so 
 compiled graphs and CUDA graphs alike) and sends it back; the scheduler half puts it in the
 request's `kv_transfer_params`, which vLLM copies into the OpenAI response. The probe is an
 ordinary request, so its KV stays in the prefix cache for the real request that follows.
+
+A real request flagged `skipjoin_predict` (inline prediction) is captured the same way, but its
+vector goes to the scheduler (`take_inline`) the step it is computed, not into the answer: the
+scheduler predicts from it and says what the answer should carry (`annotate`).
 Non-probe requests pay one extra [tokens × hidden] output per step and a few dict look-ups.
 """
 
@@ -24,8 +28,8 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
 )
 from vllm.forward_context import get_forward_context
 
-from engine.vllm.hidden_layers import HiddenLayers, requested_layers
-from engine.vllm.hidden_meta import CapturedMeta, ProbeMeta, Target, last_prompt_slot
+from engine.vllm.hidden_layers import HiddenLayers, is_inline, requested_layers
+from engine.vllm.hidden_meta import CapturedMeta, InlineFeature, ProbeMeta, Target, last_prompt_slot
 from wire.xargs import PROBE_RESULT
 
 if TYPE_CHECKING:
@@ -47,6 +51,10 @@ class HiddenStateConnector(KVConnectorBase_V1):
         self._captured: dict[str, list[list[float]]] = {}
         self._pending: OrderedDict[str, tuple[dict[str, Any], tuple[int, ...]]] = OrderedDict()
         self._worker_out: dict[str, list[list[float]]] = {}
+        self._inline: dict[str, Request] = {}  # flagged for inline prediction, until finished
+        self._inline_done: set[str] = set()  # whose feature went to the scheduler already
+        self._fresh: list[InlineFeature] = []  # captured since the scheduler last took them
+        self._notes: dict[str, dict[str, Any]] = {}  # what a running inline request's answer carries
 
     @property
     def requires_kv_delivery(self) -> bool:
@@ -59,6 +67,8 @@ class HiddenStateConnector(KVConnectorBase_V1):
         wanted = requested_layers(args, self.layers)
         if wanted is not None:
             self._probes[request.request_id] = (request, wanted)
+            if not isinstance(wanted, str) and is_inline(args):
+                self._inline[request.request_id] = request
 
     def get_num_new_matched_tokens(self, request: Request, num_computed_tokens: int) -> tuple[int, bool]:
         return 0, False
@@ -84,6 +94,8 @@ class HiddenStateConnector(KVConnectorBase_V1):
         wanted = entry[1]
         if isinstance(wanted, str):
             return False, {PROBE_RESULT: {"error": wanted}}
+        if request.request_id in self._inline:
+            return False, self._inline_finished(request, wanted)
         params: dict[str, Any] = {}
         rows = self._captured.pop(request.request_id, None)
         if rows is not None:
@@ -93,8 +105,18 @@ class HiddenStateConnector(KVConnectorBase_V1):
             # and outputs are serialised after it: the vector of this very step is filled in there.
             self._pending[request.request_id] = (params, wanted)
             while len(self._pending) > _MAX_PENDING:
-                self._pending.popitem(last=False)
+                self._inline.pop(self._pending.popitem(last=False)[0], None)
         return False, params
+
+    def _inline_finished(self, request: Request, wanted: tuple[int, ...]) -> dict[str, Any] | None:
+        req_id = request.request_id
+        params = self._notes.pop(req_id, {})
+        if req_id not in self._inline_done and request.num_computed_tokens >= request.num_prompt_tokens:
+            self._pending[req_id] = (params, wanted)  # its vector comes later in this very step
+            return params
+        self._inline.pop(req_id, None)
+        self._inline_done.discard(req_id)
+        return params or None
 
     def update_connector_output(self, connector_output: KVConnectorOutput) -> None:
         meta = connector_output.kv_connector_worker_meta
@@ -103,9 +125,31 @@ class HiddenStateConnector(KVConnectorBase_V1):
         for req_id, rows in meta.vectors.items():
             if req_id in self._pending:
                 params, wanted = self._pending.pop(req_id)
-                params[PROBE_RESULT] = _result(wanted, rows)
+                inline = self._inline.pop(req_id, None)
+                if inline is None:
+                    params[PROBE_RESULT] = _result(wanted, rows)
+                else:  # finished in the step that computed its prompt's end (max_tokens 1)
+                    self._fresh.append(InlineFeature(inline, _result(wanted, rows), params))
+            elif req_id in self._inline:
+                if req_id not in self._inline_done:  # a recomputed prefill is not predicted twice
+                    self._inline_done.add(req_id)
+                    wanted = self._probes[req_id][1]
+                    self._fresh.append(InlineFeature(self._inline[req_id], _result(wanted, rows)))
             elif req_id in self._probes:  # still running (max_tokens > 1): kept until it finishes
                 self._captured[req_id] = rows
+        del self._fresh[:-_MAX_PENDING]
+
+    def take_inline(self) -> list[InlineFeature]:
+        """Inline requests' features captured since the last call (the scheduler's, once per step)."""
+        out, self._fresh = self._fresh, []
+        return out
+
+    def annotate(self, feature: InlineFeature, payload: dict[str, Any]) -> None:
+        """What the request's answer carries in `kv_transfer_params` (non-streaming answers)."""
+        if feature.params is not None:
+            feature.params.update(payload)  # finished this step: its outputs are not sent yet
+        elif feature.req_id in self._probes:
+            self._notes[feature.req_id] = payload
 
     def _block_ids(self, req_id: str) -> list[int]:
         assert self._kv_cache_manager is not None, "bind_kv_cache_manager was not called"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wire.xargs import PROBE, PROBE_LAYER
+from wire.xargs import PREDICT, PROBE, PROBE_LAYER
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ class HiddenLayers:
 
 
 def requested_layers(args: Mapping[str, Any], captured: HiddenLayers) -> tuple[int, ...] | str | None:
-    """None for a request that is not a probe; the layers it wants; or why it cannot have them."""
-    if not _truthy(args.get(PROBE)):
+    """None for a request that is neither a probe nor flagged for inline prediction; the layers it
+    wants; or why it cannot have them."""
+    if not (_truthy(args.get(PROBE)) or is_inline(args)):
         return None
     raw = args.get(PROBE_LAYER, list(captured.layers))
     try:
@@ -56,6 +57,11 @@ def requested_layers(args: Mapping[str, Any], captured: HiddenLayers) -> tuple[i
     if missing or not wanted:
         return f"layers {missing or wanted} are not captured; this engine captures {list(captured.layers)}"
     return wanted
+
+
+def is_inline(args: Mapping[str, Any]) -> bool:
+    """Flagged for inline prediction: the engine predicts from this request's own prefill."""
+    return _truthy(args.get(PREDICT))
 
 
 def _truthy(value: Any) -> bool:

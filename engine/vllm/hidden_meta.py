@@ -8,11 +8,15 @@ nor the batch order. The worker half answers with the captured vectors, keyed by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorMetadata,
     KVConnectorWorkerMetadata,
 )
+
+if TYPE_CHECKING:
+    from vllm.v1.request import Request
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,21 @@ class CapturedMeta(KVConnectorWorkerMetadata):
 def last_prompt_slot(block_ids: list[int], block_size: int, num_prompt_tokens: int) -> int:
     last = num_prompt_tokens - 1
     return block_ids[last // block_size] * block_size + last % block_size
+
+
+@dataclass(frozen=True)
+class InlineFeature:
+    """A request flagged for inline prediction, with the feature of its own prefill."""
+
+    request: Request
+    hidden: dict[str, Any]  # {"layers", "last"}, as a probe's answer carries it
+    # The finished request's outgoing kv_transfer_params (max_tokens 1); None while it runs.
+    params: dict[str, Any] | None = None
+
+    @property
+    def req_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict((self.request.sampling_params.extra_args or {}) if self.request.sampling_params else {})

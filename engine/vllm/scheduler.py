@@ -25,6 +25,7 @@ from vllm.v1.request import Request
 from engine.policy import Capacity, Phase, PolicyConfig, SeqState, make_policy
 from engine.policy.reconfigure import reconfigured
 from engine.vllm.control import EngineControl
+from engine.vllm.hidden_predict import InlinePredictions
 from engine.vllm.queue import PolicyQueue
 from engine.vllm.settings import EngineSettings
 from engine.vllm.table import SeqTable
@@ -42,7 +43,7 @@ class SkipJoinMixin:
         self.sj_paused: dict[str, Request] = {}
         self.sj_lock = threading.Lock()  # knob changes arrive on the control threads
         self.sj_pending: PolicyConfig | None = None
-        self.sj_counts = {"pauses": 0, "evictions": 0, "resumes": 0, "steps": 0}
+        self.sj_counts = {"pauses": 0, "evictions": 0, "resumes": 0, "steps": 0, "inline_predictions": 0}
         self.sj_engine_active = self.max_num_active_reqs
         self.sj_step_started: float | None = None
         self.sj_snapshot_at = 0.0
@@ -53,6 +54,8 @@ class SkipJoinMixin:
         self.sj_control = EngineControl(self.sj, self.sj_config_changes, self.sj_current_config,
                                         lambda: self.sj_snapshot)
         self.sj_control.start()
+        self.sj_inline = InlinePredictions(self.sj.redis_url)
+        self.sj_inline.start()
 
     # --- vLLM hooks ------------------------------------------------------------------------------
     def add_request(self, request: Request) -> None:
@@ -79,6 +82,7 @@ class SkipJoinMixin:
             self.sj_policy.costs.observe_step(time.monotonic() - self.sj_step_started)
         self.sj_counts["steps"] += 1
         now = time.monotonic()
+        self._sj_inline_predictions(now)
         if now - self.sj_snapshot_at >= STATS_EVERY_S or not self.sj_table.seqs:  # idle: no later step
             self.sj_snapshot, self.sj_snapshot_at = self._sj_stats(), now
         return out
@@ -96,6 +100,16 @@ class SkipJoinMixin:
         self.sj_paused.pop(request.request_id, None)
         self.sj_table.finish(request.request_id, time.monotonic())
         return super()._free_request(request, delay_free_blocks)
+
+    def _sj_inline_predictions(self, now: float) -> None:
+        """Requests flagged `skipjoin_predict` whose prefill ended this step: the policy hears
+        their predicted length (the prediction itself is `hidden_predict`'s)."""
+        take = getattr(self.connector, "take_inline", None)
+        for feature in take() if take is not None else ():
+            result = self.sj_inline.handle(feature, self.connector)
+            if result.predicted is not None:
+                self.sj_table.predict(feature.req_id, result.predicted, now)
+                self.sj_counts["inline_predictions"] += 1
 
     # --- applying the plan -------------------------------------------------------------------------
     def _sj_capacity(self, active: int) -> Capacity:
@@ -192,6 +206,7 @@ class SkipJoinMixin:
 
     def shutdown(self) -> None:
         self.sj_control.stop()
+        self.sj_inline.stop()
         super().shutdown()
 
 

@@ -47,6 +47,12 @@ class SeqTable:
             if new > 0:
                 self.policy.on_tokens(seq, new, now)
 
+    def predict(self, request_id: str, predicted: float, now: float) -> None:
+        """A prediction made after arrival (inline, from the request's own prefill)."""
+        seq = self.seqs.get(request_id)
+        if seq is not None:
+            self.policy.on_prediction(seq, predicted, now)
+
     def finish(self, request_id: str, now: float) -> None:
         seq = self.seqs.pop(request_id, None)
         if seq is not None:

@@ -103,3 +103,23 @@ async def test_no_probe_while_the_queue_is_empty_and_the_prefix_remembers(server
         again = await auto.predict(request(1))
     assert server.seen["prefill"] == 1
     assert again.source == "auto:prefix" and again.length == pytest.approx(busy.length)
+
+
+async def test_a_request_sent_no_prefill_probe_is_flagged_for_inline_prediction(server, redis_client):
+    depth = {"n": 0}
+
+    async def queue_depth() -> int:
+        return depth["n"]
+
+    cfg = {"prefill_sample_rate": 0.0, "question_sample_rate": 0.0}
+    async with httpx.AsyncClient() as http:
+        auto = predictor(http, server.url, "ridge", queue_depth, PrefixMemory(redis_client, 60), **cfg)
+        idle = await auto.predict(request(1))
+        depth["n"] = 3
+        busy = await auto.predict(request(2))
+        off = predictor(http, server.url, "ridge", queue_depth, None, inline_unprobed=False, **cfg)
+        depth["n"] = 0
+        not_flagged = await off.predict(request(3))
+    assert idle.features["inline"]["layer"] == LAYER and idle.features["inline"]["prefix"]
+    assert "inline" not in busy.features and "hidden" in busy.features  # the probe brought the feature
+    assert "inline" not in not_flagged.features
