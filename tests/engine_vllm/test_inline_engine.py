@@ -128,9 +128,8 @@ async def test_through_the_gateway_the_record_gets_the_engines_feature_and_the_p
     assert fields[b"predictor"] == b"inline:heuristic" and example is not None and example.hidden is not None
     assert example.hidden["layers"] == [LAYER] and len(example.hidden["last"][0]) == 576
     predicted = features["inline_result"]["predicted"]
+    assert json.loads(again.content)["kv_transfer_params"][INLINE_RESULT]["version"] == 0 and predicted >= 1
     # The second request, same prefix: the gateway ordered it by the engine's prediction for the first.
-    queued = json.loads(again.content)["kv_transfer_params"]
-    assert queued[INLINE_RESULT]["version"] == 0 and predicted >= 1
     second = engine_redis.xrange(keys.RECORDS)[1][1]
     assert second[b"predictor"] == b"inline:prefix" and float(second[b"predicted"]) == pytest.approx(
         min(predicted, 12))
