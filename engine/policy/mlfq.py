@@ -5,7 +5,10 @@
 - Demotion: when generated tokens leave the level's range — with a prediction, only once the
   request has outrun it (demotion corrects mispredictions).
 - Promotion: back to the top after waiting `promote_after_steps` engine steps (or
-  `promote_after_s`) without running.
+  `promote_after_s`) without running, plus the decode time it is expected to be spared against a
+  long request (`aging_tail_quantile`): latency is wait + service, so a request expected to be
+  short may wait longer before it reaches the latency tail. A promoted request that does not fit
+  holds the KV that frees up (`planner.py`): backfilling past it would starve it again.
 - Order within a level: promoted (aged) requests first, oldest first; then cached prefix first,
   least remaining work (unprefilled prompt + expected output, in engine seconds), arrival.
 - Preemption: lowest level, most recently demoted first; only when the waiting request's expected
@@ -16,10 +19,37 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from engine.policy.base import Policy
 from engine.policy.plan import kv_held
 from engine.policy.seq import Phase, SeqState
+
+
+class TailLength:
+    """Quantiles of recently finished output lengths (None until enough have finished)."""
+
+    def __init__(self, window: int = 512, min_count: int = 64, every: int = 32):
+        self.min_count, self.every = min_count, every
+        self.recent: deque[int] = deque(maxlen=window)
+        self._memo: dict[float, float] = {}  # by quantile, cleared every `every` finishes
+        self._since = 0
+
+    def observe(self, length: int) -> None:
+        self.recent.append(length)
+        self._since += 1
+        if self._since >= self.every:
+            self._memo.clear()
+            self._since = 0
+
+    def quantile(self, q: float) -> float | None:
+        if len(self.recent) < self.min_count:
+            return None
+        hit = self._memo.get(q)
+        if hit is None:
+            ordered = sorted(self.recent)
+            hit = self._memo[q] = float(ordered[min(int(q * len(ordered)), len(ordered) - 1)])
+        return hit
 
 
 class MLFQPolicy(Policy):
@@ -30,6 +60,10 @@ class MLFQPolicy(Policy):
     @classmethod
     def default_name(cls) -> str:
         return "mlfq"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tail = TailLength()
 
     def size_estimate(self, seq: SeqState) -> float:
         return (self.prediction(seq) or 0.0) + seq.prompt_len * self.config.prefill_weight
@@ -57,6 +91,10 @@ class MLFQPolicy(Policy):
         if seq.level > max(before, seq.entry_level):
             seq.demoted_at = now
 
+    def on_finish(self, seq: SeqState, now: float) -> None:
+        super().on_finish(seq, now)
+        self.tail.observe(seq.generated)
+
     def on_tokens(self, seq: SeqState, n: int, now: float) -> None:
         super().on_tokens(seq, n, now)
         seq.aged = False
@@ -75,13 +113,22 @@ class MLFQPolicy(Policy):
         bounds = [b for b in bounds if b is not None]
         return min(bounds) if bounds else None
 
+    def promote_at(self, seq: SeqState, after: float) -> float:
+        """When a waiting request is promoted: the base clock plus the decode time it is expected
+        to be spared against a long request (never less than the base)."""
+        q = self.config.aging_tail_quantile
+        long = self.tail.quantile(q) if q is not None else None
+        if long is None:
+            return seq.last_run + after
+        return seq.last_run + after + max(long - self.expected_remaining(seq), 0.0) * self.costs.step_s
+
     def before_plan(self, waiting: list[SeqState], now: float) -> None:
         self._natural = None
         after = self.promote_after()
         if after is None:
             return
         for seq in waiting:
-            if seq.level > 0 and now - seq.last_run > after:
+            if seq.level > 0 and now > self.promote_at(seq, after):
                 seq.level = 0
                 seq.quantum_left = self.config.quantum(0)
                 seq.aged = True
@@ -92,8 +139,8 @@ class MLFQPolicy(Policy):
         after = self.promote_after()
         if after is None:
             return math.inf
-        lasts = [s.last_run for s in waiting if s.level > 0]
-        return min(lasts) + after + 1e-9 if lasts else math.inf
+        due = [self.promote_at(s, after) for s in waiting if s.level > 0]
+        return min(due) + 1e-9 if due else math.inf
 
     def key(self, seq: SeqState, now: float) -> tuple:
         cold = seq.cached_len == 0 and seq.phase is not Phase.SWAPPED

@@ -64,21 +64,27 @@ class Planner:
 
     # --- admission ----------------------------------------------------------------------------
     def admit_in_order(self) -> list[SeqState]:
+        """Admit in key order while slots and KV last. Backfill lets a later request that fits pass
+        one that does not, except a promoted (aged) one: it holds the KV that frees up, else the
+        small requests behind it take every freed block and the starvation bound means nothing.
+        Only aged requests may then make room by preemption."""
         blocked: list[SeqState] = []
         queue = [s for s in self.waiting if s not in self.gone]
         queue.sort(key=lambda s: self.p.key(s, self.now))
+        held = False
         for i, cand in enumerate(queue):
             if self.slots <= 0:
                 blocked.extend(queue[i:] if self.p.config.backfill else queue[i:i + 1])
                 break
             need = kv_need(cand) + self.g
-            if need + self.reserve() <= self.free:
+            if not held and need + self.reserve() <= self.free:
                 self._admit(cand, need)
             else:
                 blocked.append(cand)
+                held = held or cand.aged
                 if not self.p.config.backfill:
                     break
-        return blocked
+        return [s for s in blocked if s.aged] if held else blocked
 
     def reserve(self) -> int:
         """KV kept free at admission for the batch's growth over the next `kv_reserve_steps`

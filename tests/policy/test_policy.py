@@ -262,3 +262,50 @@ def test_a_promoted_request_goes_first_until_it_runs():
     assert old.level == fresh.level == 0 and [s.rid for s in plan.admit] == ["old"]
     p.on_tokens(old, 1, 7.0)
     assert not old.aged
+
+
+def test_a_promoted_request_that_does_not_fit_holds_the_freed_kv():
+    """Backfill would hand every freed block to the small requests behind it, and the starvation
+    bound would mean nothing: past an aged request nothing is admitted, nor preempts for room."""
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
+    big, small = seq("big", 0.0, prompt=900, predicted=900), seq("small", 5.5, prompt=50, predicted=4)
+    for s in (big, small):
+        p.on_arrival(s, s.arrival)
+    plan = p.plan([], [big, small], Capacity(max_seqs=8, free_kv_tokens=500), now=6.0)
+    assert big.aged and plan.admit == [] and plan.preempt == plan.evict == []
+    plan = p.plan([], [big, small], Capacity(max_seqs=8, free_kv_tokens=2_000), now=6.5)
+    assert [s.rid for s in plan.admit] == ["big", "small"]
+
+
+def finished(policy, lengths):
+    for i, n in enumerate(lengths):
+        s = seq(f"done{i}")
+        policy.on_arrival(s, 0.0)
+        s.generated = n
+        policy.on_finish(s, 0.0)
+
+
+def test_aging_grants_the_service_a_request_is_expected_to_be_spared():
+    """Latency is wait + service: a request expected to be short may wait, beyond the base clock,
+    the decode time of a long request (the 0.99 quantile of finished lengths) less its own."""
+    p = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None),
+                    costs=CostEstimates(step_s=0.01))
+    finished(p, [100] * 90 + [1000] * 10)  # 0.99 quantile 1,000 tokens = 10 s at 0.01 s a step
+    blind, long_ = seq("blind", 0.0, prompt=2000), seq("long", 0.0, prompt=2000, predicted=2000)
+    for s in (blind, long_):
+        p.on_arrival(s, 0.0)
+    spared = (1000 - p.expected_remaining(blind)) * 0.01
+    assert blind.level > 0 and 5.0 < spared < 10.0
+    p.plan([], [blind, long_], Capacity(max_seqs=0, free_kv_tokens=0), now=5.5)
+    assert long_.aged and not blind.aged  # expected to be long: the base clock alone
+    p.plan([], [blind, long_], Capacity(max_seqs=0, free_kv_tokens=0), now=5.0 + spared - 0.1)
+    assert not blind.aged
+    p.plan([], [blind, long_], Capacity(max_seqs=0, free_kv_tokens=0), now=5.0 + spared + 0.1)
+    assert blind.aged
+    no_tail = make_policy(PolicyConfig(promote_after_s=5.0, promote_after_steps=None,
+                                       aging_tail_quantile=None))
+    finished(no_tail, [100] * 90 + [1000] * 10)
+    other = seq("other", 0.0, prompt=2000)
+    no_tail.on_arrival(other, 0.0)
+    no_tail.plan([], [other], Capacity(max_seqs=0, free_kv_tokens=0), now=5.5)
+    assert other.aged
