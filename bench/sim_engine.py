@@ -10,8 +10,8 @@ looks at it: at its completion, its MLFQ level change (`tokens_to_next_event`), 
 `plan` that may preempt. `plan` runs only at events (arrival, completion, level change, promotion
 deadline, KV exhaustion). Iteration i of a block takes
 
-    step_base + step_per_seq * b + step_per_ctx * (ctx0 + i * b)     (+ admissions' prefill and
-                                                                       unhidden copies in iteration 0)
+    max(step_min, step_base + step_per_seq * b + step_per_ctx * ctx0) + step_per_ctx * i * b
+                                       (+ admissions' prefill and unhidden copies in iteration 0)
 so a block of k iterations has a closed-form duration.
 """
 
@@ -101,7 +101,7 @@ class EngineSim:
     def duration(self, j: int) -> float:
         b = self.block
         c = self.cost
-        per = c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0
+        per = max(c.step_min_s, c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0)
         return j * per + c.step_per_ctx_s * b.batch * j * (j - 1) / 2 + (b.extra if j else 0.0)
 
     def iters_until(self, dt: float) -> int:
@@ -109,7 +109,8 @@ class EngineSim:
         b = self.block
         c = self.cost
         qa = c.step_per_ctx_s * b.batch / 2
-        lin = c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0 - qa
+        # The floor is applied at the block's start (context growth within a block is small).
+        lin = max(c.step_min_s, c.step_base_s + c.step_per_seq_s * b.batch + c.step_per_ctx_s * b.ctx0) - qa
         rest = max(dt - b.extra, 0.0)
         j = rest / lin if qa == 0 else (-lin + math.sqrt(lin * lin + 4 * qa * rest)) / (2 * qa)
         j = max(1, math.ceil(j - 1e-9))
