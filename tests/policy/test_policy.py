@@ -309,3 +309,42 @@ def test_aging_grants_the_service_a_request_is_expected_to_be_spared():
     no_tail.on_arrival(other, 0.0)
     no_tail.plan([], [other], Capacity(max_seqs=0, free_kv_tokens=0), now=5.5)
     assert other.aged
+
+
+def test_keep_longest_admits_the_longest_first_under_a_binding_cap():
+    for keep, expected in ((False, ["s1", "s2"]), (True, ["long", "s1"])):
+        p = make_policy(PolicyConfig(max_active=2, keep_longest=keep))
+        waiting = [seq("s1", 0.0, predicted=5), seq("s2", 0.1, predicted=6), seq("long", 0.2, predicted=900)]
+        for s in waiting:
+            p.on_arrival(s, s.arrival)
+        plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=100_000), now=1.0)
+        assert [s.rid for s in plan.admit] == expected
+
+
+def test_keep_longest_never_pauses_the_longest_for_the_slot_cap_and_lets_it_back_in():
+    p = make_policy(PolicyConfig(max_active=2, keep_longest=True), lengths=heavy_tail_stats())
+    long = running(p, seq("long", 0.0, predicted=900))
+    mid = running(p, seq("mid", 0.0, predicted=40))
+    for _ in range(6):  # long is demoted far below every newcomer
+        p.on_tokens(long, 32, 1.0)
+    short = seq("short", 2.0, predicted=3)
+    p.on_arrival(short, 2.0)
+    plan = p.plan([long, mid], [short], Capacity(max_seqs=8, free_kv_tokens=100_000), now=2.0)
+    assert long not in plan.preempt
+    # The longest waits (it was paused before keep_longest was on): it takes the worst runner's slot.
+    p2 = make_policy(PolicyConfig(max_active=2, keep_longest=True))
+    a, b = running(p2, seq("a", 0.0, predicted=4)), running(p2, seq("b", 0.1, predicted=5))
+    big = seq("big", 0.2, predicted=800)
+    p2.on_arrival(big, 0.2)
+    plan = p2.plan([a, b], [big], Capacity(max_seqs=8, free_kv_tokens=100_000), now=1.0)
+    assert [s.rid for s in plan.admit] == ["big"] and [s.rid for s in plan.preempt] == ["b"]
+
+
+def test_keep_longest_has_no_effect_where_everyone_fits():
+    p = make_policy(PolicyConfig(max_active=4, keep_longest=True))
+    waiting = [seq("s1", 0.0, predicted=5), seq("long", 0.2, predicted=900)]
+    for s in waiting:
+        p.on_arrival(s, s.arrival)
+    assert p.anchor_for([], waiting, 8) is None
+    plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=100_000), now=1.0)
+    assert [s.rid for s in plan.admit] == ["s1", "long"]
