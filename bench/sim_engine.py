@@ -86,6 +86,7 @@ class EngineSim:
         # Admissions already decided at the current boundary, paid in the next iteration.
         self._copy_s = self._prefill_s = 0.0
         self._new: list[Job] = []
+        self._budget_hit = False
 
     # --- queries ------------------------------------------------------------------------------
     def n_waiting(self) -> int:
@@ -238,6 +239,7 @@ class EngineSim:
     # --- decisions ----------------------------------------------------------------------------
     def schedule(self) -> None:
         """At an iteration boundary: plan if anything could change, then lay out the next block."""
+        self._budget_hit = False
         short = self._free() < len(self.running)
         if short or len(self.running) > self.slot_cap or \
                 (self.n_waiting() and (self.preemptive or len(self.running) < self.slot_cap)):
@@ -257,6 +259,8 @@ class EngineSim:
         self.horizon = self.now + self.duration(self.block.k)
 
     def _block_len(self, b: int) -> int:
+        if self._budget_hit and self.n_waiting():
+            return 1
         k = self.finish_heap[0][0] - self.iter if self.finish_heap else 1
         k = min(k, self._free() // b)
         if self.preemptive and self.n_waiting():
@@ -282,19 +286,24 @@ class EngineSim:
                 len(cands) > slots or sum(kv_need(s) for s in cands) > self._free())):
             for seq in self.running:
                 self._sync(self.jobs[seq])
-        cap = Capacity(self.cost.max_batch, self._free(), can_pause=self.cost.can_pause)
+        budget = self.cost.max_batched_tokens
+        cap = Capacity(self.cost.max_batch, self._free(), can_pause=self.cost.can_pause,
+                       prefill_tokens=max(budget - len(self.running), 1) if budget else None)
         self.stats.plans += 1
         before = self.policy.kv_evictions
         plan = self.policy.plan(self.running, cands, cap, self.now)
         self.stats.kv_preemptions += self.policy.kv_evictions - before
         self._copy_s += sum(self._stop(v, evict=True) for v in plan.evict)
         self._copy_s += sum(self._stop(v, evict=False) for v in plan.preempt)
+        fresh = sum(max(s.context_len - s.cached_len, 1) for s in plan.admit if s.phase is Phase.WAITING)
         for seq in plan.admit:
             c, p, job = self._admit(seq)
             self._copy_s += c
             self._prefill_s += p
             if job.first is None:
                 self._new.append(job)
+        # The step's prefill budget ran out with requests still waiting: plan again next step.
+        self._budget_hit = cap.prefill_tokens is not None and fresh >= cap.prefill_tokens
         self.paused = [s for s in self.paused if s.phase is Phase.PAUSED] + \
             [s for s in plan.preempt if s.phase is Phase.PAUSED]
         if not self.heap_queue:

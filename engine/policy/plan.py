@@ -14,6 +14,9 @@ class Capacity:
     # KV tokens each running request needs for its next step (usually 1; 0 where a block has room).
     growth_per_seq: int = 1
     can_pause: bool = True  # False: the engine cannot keep the KV of a request it does not schedule
+    # Prompt tokens the next step may prefill (chunked prefill's token budget); None: no limit.
+    # Engines that enforce their own budget (vLLM, SGLang) need not pass it; the simulator does.
+    prefill_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_seqs < 0 or self.growth_per_seq < 0:

@@ -30,6 +30,7 @@ class Planner:
         self.free = cap.free_kv_tokens - self.g * len(running)
         self.gone: set[SeqState] = set()  # paused, evicted or admitted in this plan (identity)
         self.anchor: SeqState | None = None  # `keep_longest`: never a victim of the slot cap
+        self.prefill_left = cap.prefill_tokens  # the step's prefill budget left (None: no limit)
 
     def build(self) -> Plan:
         if self.p.config.keep_longest and self.p.config.max_active is not None:
@@ -96,7 +97,7 @@ class Planner:
         queue.sort(key=lambda s: self.p.key(s, self.now))
         held = False
         for i, cand in enumerate(queue):
-            if self.slots <= 0:
+            if self.slots <= 0 or (self.prefill_left is not None and self.prefill_left <= 0):
                 blocked.extend(queue[i:] if self.p.config.backfill else queue[i:i + 1])
                 break
             need = kv_need(cand) + self.g
@@ -115,6 +116,9 @@ class Planner:
         return self.g * (len(self.run) + 1) * self.p.config.kv_reserve_steps
 
     def _admit(self, cand: SeqState, need: int) -> None:
+        if self.prefill_left is not None and cand.phase is Phase.WAITING:
+            # The last admitted may overrun the budget: the engine chunks it over the next steps.
+            self.prefill_left -= max(cand.prompt_len + cand.generated - cand.cached_len, 1)
         self.plan.admit.append(cand)
         self.gone.add(cand)
         self.slots -= 1

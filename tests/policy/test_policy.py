@@ -348,3 +348,14 @@ def test_keep_longest_has_no_effect_where_everyone_fits():
     assert p.anchor_for([], waiting, 8) is None
     plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=100_000), now=1.0)
     assert [s.rid for s in plan.admit] == ["s1", "long"]
+
+
+def test_the_step_prefill_budget_stops_admission_once_spent():
+    p = make_policy(PolicyConfig(name="fcfs"))
+    waiting = [seq(f"r{i}", float(i), prompt=100) for i in range(4)]
+    for s in waiting:
+        p.on_arrival(s, s.arrival)
+    plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=100_000, prefill_tokens=150), now=5.0)
+    assert [s.rid for s in plan.admit] == ["r0", "r1"]  # the second overruns: the engine chunks it
+    plan = p.plan([], waiting, Capacity(max_seqs=8, free_kv_tokens=100_000), now=5.0)
+    assert len(plan.admit) == 4
