@@ -84,12 +84,18 @@ async def test_a_sampled_share_of_prefill_probes_keeps_the_hidden_models_learnin
     assert sum("hidden" in p.features for p in preds) == server.seen["prefill"]
 
 
-async def test_no_probe_while_the_queue_is_empty_and_the_prefix_remembers(server, redis_client):
+def settable_depth():
+    """A queue depth the test sets (`depth["n"]`) and the predictor reads."""
     depth = {"n": 0}
 
     async def queue_depth() -> int:
         return depth["n"]
 
+    return depth, queue_depth
+
+
+async def test_no_probe_while_the_queue_is_empty_and_the_prefix_remembers(server, redis_client):
+    depth, queue_depth = settable_depth()
     cfg = {"prefill_sample_rate": 0.0, "question_sample_rate": 0.0}
     async with httpx.AsyncClient() as http:
         auto = predictor(http, server.url, "ridge", queue_depth, PrefixMemory(redis_client, 60), **cfg)
@@ -106,11 +112,7 @@ async def test_no_probe_while_the_queue_is_empty_and_the_prefix_remembers(server
 
 
 async def test_a_request_sent_no_prefill_probe_is_flagged_for_inline_prediction(server, redis_client):
-    depth = {"n": 0}
-
-    async def queue_depth() -> int:
-        return depth["n"]
-
+    depth, queue_depth = settable_depth()
     cfg = {"prefill_sample_rate": 0.0, "question_sample_rate": 0.0}
     async with httpx.AsyncClient() as http:
         auto = predictor(http, server.url, "ridge", queue_depth, PrefixMemory(redis_client, 60), **cfg)
