@@ -31,7 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skipjoin bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="base URL (without /v1)")
-    p.add_argument("--model", default="skipjoin")
+    p.add_argument("--model", default="smollm2", help="the served model name (the embedded default's)")
     p.add_argument("--workload", default="alpaca", choices=sorted(SPECS))
     p.add_argument("--trace", help="JSONL/CSV trace; its arrival times are kept (scaled by --rate)")
     p.add_argument("-n", "--requests", type=int, default=100)
