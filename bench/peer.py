@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,17 +110,19 @@ class Deployment:
 
 
 # --- running -------------------------------------------------------------------------------------
-def body_for(w: Workload, i: int) -> dict:
-    # One short word is about one token; distinct openings keep the prefix cache honest.
-    words = " ".join(["hello"] * max(int(w.prompt_len[i]) - 4, 1))
+def body_for(w: Workload, i: int, run: str) -> dict:
+    # One short word is about one token. The opening differs per request and per run: the plain
+    # and gateway arms share one engine, and a run after the other would find its prompts cached.
+    words = " ".join(["hello"] * max(int(w.prompt_len[i]) - 6, 1))
     return {"model": "smollm2", "stream": True, "max_tokens": int(w.output_len[i]), "ignore_eos": True,
-            "temperature": 0, "messages": [{"role": "user", "content": f"Request {i}: {words}"}]}
+            "temperature": 0, "messages": [{"role": "user", "content": f"{run} request {i}: {words}"}]}
 
 
 async def run_arm(url: str, w: Workload, timeout_s: float) -> dict:
     n = len(w)
     first, done = np.full(n, np.nan), np.full(n, np.nan)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+    run = uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
         t0 = time.perf_counter()
 
@@ -127,7 +130,7 @@ async def run_arm(url: str, w: Workload, timeout_s: float) -> dict:
             delay = w.arrival[i] - (time.perf_counter() - t0)
             if delay > 0:
                 await asyncio.sleep(delay)
-            first[i], done[i], _ = await one(client, url, body_for(w, i), t0)
+            first[i], done[i], _ = await one(client, url, body_for(w, i, run), t0)
 
         await asyncio.gather(*(fire(i) for i in range(n)))
     s = summarize(w.arrival, first, done, w.output_len).to_dict()
