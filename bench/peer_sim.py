@@ -34,7 +34,6 @@ from bench.workloads import LengthSpec, Workload
 from engine.policy import PolicyConfig
 
 TEMPLATE_TOKENS = 31  # SmolLM2's chat template (default system turn + tags) around each prompt
-TEMPLATE_BLOCK = 32  # KV block size of skipjoin's vLLM engine: the template's cached prefix
 CAPS = (4, 8, 16, 32)
 
 
@@ -48,10 +47,9 @@ def sim_workload(name: str, args: argparse.Namespace, peer_args: argparse.Namesp
     prompt = LengthSpec(peer_args.mean_prompt, 0.5, 8, 1024)
     w = workload(name, shapes(peer_args)[name], peer_args.requests, peer_args.seed, prompt)
     # The gateway sends the forced length as the prediction (router.front).
-    # Every prompt opens with the same template: its first full KV block is cached after the first.
-    n = len(w)
-    return w.replace(prompt_len=w.prompt_len + TEMPLATE_TOKENS, predicted=w.output_len.astype(float),
-                     prefix_id=np.zeros(n, dtype=int), prefix_len=np.full(n, TEMPLATE_BLOCK))
+    # No prefix is shared: the template's opening (~26 tokens) and each run's own opening words fill
+    # the first 32-token block differently for every request (`bench.peer.body_for`).
+    return w.replace(prompt_len=w.prompt_len + TEMPLATE_TOKENS, predicted=w.output_len.astype(float))
 
 
 def arms(policy: dict, cost: CostModel) -> dict[str, tuple[PolicyConfig, CostModel]]:
