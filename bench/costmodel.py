@@ -63,7 +63,8 @@ class CostModel:
         return self.kv_bytes_per_token / (self.swap_gbps * 1e9)
 
     def step_s(self, batch: int, ctx_tokens: float) -> float:
-        return max(self.step_min_s, self.step_base_s + self.step_per_seq_s * batch + self.step_per_ctx_s * ctx_tokens)
+        linear = self.step_base_s + self.step_per_seq_s * batch + self.step_per_ctx_s * ctx_tokens
+        return max(self.step_min_s, linear)
 
     def prefill_s(self, tokens: int) -> float:
         return self.prefill_base_s + self.prefill_s_per_token * tokens if tokens > 0 else 0.0

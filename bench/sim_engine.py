@@ -86,7 +86,6 @@ class EngineSim:
         # Admissions already decided at the current boundary, paid in the next iteration.
         self._copy_s = self._prefill_s = 0.0
         self._new: list[Job] = []
-        self._budget_hit = False
 
     # --- queries ------------------------------------------------------------------------------
     def n_waiting(self) -> int:
@@ -239,11 +238,11 @@ class EngineSim:
     # --- decisions ----------------------------------------------------------------------------
     def schedule(self) -> None:
         """At an iteration boundary: plan if anything could change, then lay out the next block."""
-        self._budget_hit = False
+        budget_hit = False
         short = self._free() < len(self.running)
         if short or len(self.running) > self.slot_cap or \
                 (self.n_waiting() and (self.preemptive or len(self.running) < self.slot_cap)):
-            self._plan()
+            budget_hit = self._plan()
         if self._free() < len(self.running):
             raise RuntimeError("the policy left the running set without KV for its next step")
         if not self.running:
@@ -255,12 +254,11 @@ class EngineSim:
         self.block = Block(self.now, b, self.ctx, 1, 0.0, self._new)
         charged = self.cost.charged_copy_s(self._copy_s, self.duration(1))
         self.block.extra = self._prefill_s + charged
-        self.block.k = self._block_len(b)
+        # The step's prefill budget ran out with requests still waiting: plan again next step.
+        self.block.k = 1 if budget_hit and self.n_waiting() else self._block_len(b)
         self.horizon = self.now + self.duration(self.block.k)
 
     def _block_len(self, b: int) -> int:
-        if self._budget_hit and self.n_waiting():
-            return 1
         k = self.finish_heap[0][0] - self.iter if self.finish_heap else 1
         k = min(k, self._free() // b)
         if self.preemptive and self.n_waiting():
@@ -279,7 +277,8 @@ class EngineSim:
             out.append(heapq.heappop(self.wheap)[2])
         return out
 
-    def _plan(self) -> None:
+    def _plan(self) -> bool:
+        """Ask the policy and carry out its plan; True where admission spent the step's prefill budget."""
         slots = self.slot_cap - len(self.running)
         cands = self._candidates(slots)
         if self._free() < len(self.running) or slots < 0 or (self.preemptive and (
@@ -295,15 +294,13 @@ class EngineSim:
         self.stats.kv_preemptions += self.policy.kv_evictions - before
         self._copy_s += sum(self._stop(v, evict=True) for v in plan.evict)
         self._copy_s += sum(self._stop(v, evict=False) for v in plan.preempt)
-        fresh = sum(max(s.context_len - s.cached_len, 1) for s in plan.admit if s.phase is Phase.WAITING)
+        prefilled = self.stats.prefill_tokens
         for seq in plan.admit:
             c, p, job = self._admit(seq)
             self._copy_s += c
             self._prefill_s += p
             if job.first is None:
                 self._new.append(job)
-        # The step's prefill budget ran out with requests still waiting: plan again next step.
-        self._budget_hit = cap.prefill_tokens is not None and fresh >= cap.prefill_tokens
         self.paused = [s for s in self.paused if s.phase is Phase.PAUSED] + \
             [s for s in plan.preempt if s.phase is Phase.PAUSED]
         if not self.heap_queue:
@@ -314,6 +311,7 @@ class EngineSim:
             for s in back.values():
                 if s.phase in (Phase.WAITING, Phase.SWAPPED):
                     self._enqueue(s, s.arrival)
+        return cap.prefill_tokens is not None and self.stats.prefill_tokens - prefilled >= cap.prefill_tokens
 
     def _free(self) -> int:
         return self.cost.kv_tokens - self.ctx - self.held

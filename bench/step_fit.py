@@ -32,6 +32,10 @@ from router.procs import running
 from router.redis_server import free_port
 
 
+def int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
 def prompt(words: int, tag: str) -> list[dict]:
     return [{"role": "user", "content": f"{tag}: " + " ".join(["hello"] * max(words - 4, 1))}]
 
@@ -112,7 +116,8 @@ def fit(args: argparse.Namespace, url: str, console: Console) -> dict:
     for k in args.prefill_batches:
         asyncio.run(prefill_makespan(url, k, args.prefill_words))
         for _ in range(args.repeats):
-            batched.append((k * (args.prefill_words + 12), asyncio.run(prefill_makespan(url, k, args.prefill_words))))
+            took = asyncio.run(prefill_makespan(url, k, args.prefill_words))
+            batched.append((k * (args.prefill_words + 12), took))
         console.print(f"prefill {k:>3} x {args.prefill_words + 12} tokens at once: "
                       f"{np.median([t for n, t in batched[-args.repeats:]]) * 1e3:.0f} ms")
     return report(points, list(zip(lens, ttfts, strict=True)), args.floor_batch, console, batched)
@@ -163,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.step_fit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="a running engine (default: start plain vLLM-CPU here)")
-    p.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32, 64])
-    p.add_argument("--prompts", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512])
-    p.add_argument("--prefill-lengths", type=lambda s: [int(x) for x in s.split(",")],
+    p.add_argument("--batches", type=int_list, default=[1, 2, 4, 8, 16, 32, 64])
+    p.add_argument("--prompts", type=int_list, default=[64, 512])
+    p.add_argument("--prefill-lengths", type=int_list,
                    default=[32, 256, 512, 1024])
-    p.add_argument("--prefill-batches", type=lambda s: [int(x) for x in s.split(",")], default=[4, 16, 32],
+    p.add_argument("--prefill-batches", type=int_list, default=[4, 16, 32],
                    help="prompts prefilled at once (the per-token cost a loaded engine pays)")
     p.add_argument("--prefill-words", type=int, default=84, help="their length (bench.peer's mean prompt)")
     p.add_argument("--output-tokens", type=int, default=48)

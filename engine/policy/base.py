@@ -140,7 +140,8 @@ class Policy:
             return decode
         return decode + max(seq.prompt_len + seq.generated - seq.cached_len, 0) * c.prefill_s_per_token
 
-    def anchor_for(self, running: list[SeqState], waiting: list[SeqState], engine_slots: int) -> SeqState | None:
+    def anchor_for(self, running: list[SeqState], waiting: list[SeqState],
+                   engine_slots: int) -> SeqState | None:
         """`keep_longest`: the request with the most expected output left, where the slot cap
         binds (None where everyone fits). The last anchor stays while it has at least 2/3 of the
         longest's work left, so two similar requests do not take turns."""
@@ -151,7 +152,7 @@ class Policy:
             return None
         best = max(pool, key=self.expected_remaining)
         last = self._anchor
-        if last is not None and last is not best and last.phase is not Phase.FINISHED and last in pool \
+        if last is not None and last is not best and any(s is last for s in pool) \
                 and self.expected_remaining(last) >= 2 / 3 * self.expected_remaining(best):
             best = last
         self._anchor = best

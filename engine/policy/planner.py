@@ -118,7 +118,7 @@ class Planner:
     def _admit(self, cand: SeqState, need: int) -> None:
         if self.prefill_left is not None and cand.phase is Phase.WAITING:
             # The last admitted may overrun the budget: the engine chunks it over the next steps.
-            self.prefill_left -= max(cand.prompt_len + cand.generated - cand.cached_len, 1)
+            self.prefill_left -= kv_need(cand)  # a waiting request's KV is its unprefilled prompt
         self.plan.admit.append(cand)
         self.gone.add(cand)
         self.slots -= 1
