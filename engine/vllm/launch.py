@@ -18,6 +18,7 @@ import sys
 from engine.model_folder import SERVED_NAME, smollm2_folder
 from engine.policy import POLICY_NAMES, PolicyConfig
 from engine.vllm.probe import probe_engine_args, probe_engine_env
+from engine.vllm.version import VLLMVersionError, check_version, installed_version
 
 ALIASES = ["skipjoin-default", "smollm2"]  # also accepted as `model` for the embedded default
 
@@ -121,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         from engine.sglang.launch import main as sglang_main
 
         return int(sglang_main(extra) or 0)
-    cpu = on_cpu()
     try:
+        if not args.stock:  # plain vLLM (the comparison arm) runs no skipjoin code inside
+            check_version(installed_version())
+        cpu = on_cpu()
         env = vllm_env(args, cpu)
-    except ValueError as exc:
+    except (ValueError, VLLMVersionError) as exc:
         print(f"skipjoin engine: {exc}", file=sys.stderr)
         return 2
     cmd = vllm_argv(args, extra, cpu)
