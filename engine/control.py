@@ -34,6 +34,7 @@ class KnobWatcher:
         self.r = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.on_change, self.poll_s = on_change, poll_s
         self.version = 0  # last version handed to on_change
+        self.rejected: dict[str, Any] | None = None  # the last version not applied, and why
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="skipjoin-knobs", daemon=True)
         self._down = False
@@ -71,7 +72,8 @@ class KnobWatcher:
         try:
             knobs = json.loads(raw or b"{}")
             self.on_change(knobs, version)
-        except Exception:  # noqa: BLE001 - a bad knob set must not kill the watcher
+        except Exception as exc:  # noqa: BLE001 - a bad knob set must not kill the watcher
+            self.rejected = {"version": version, "error": repr(exc)}
             log.exception("knobs version %d not applied", version)
         self.version = version
         return True

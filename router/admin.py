@@ -35,7 +35,7 @@ async def patch_gateway(request: Request) -> dict[str, Any]:
     a: AdminState = request.app.state.admin
     changes = parse(GatewayPatch, await read_json(request)).changes()  # type: ignore[attr-defined]
     if not changes:
-        raise ApiError(422, "no knobs given", param="body", code="invalid_value")
+        raise ApiError(400, "no knobs given", param="body", code="invalid_value")
     default_class = a.front.cfg.default_class
     old, version = await admin_config.change(
         a.store, GATEWAY, changes, who(request),
@@ -49,7 +49,7 @@ async def patch_engine(request: Request) -> dict[str, Any]:
     a: AdminState = request.app.state.admin
     changes = await read_json(request)
     if not isinstance(changes, dict) or not changes:
-        raise ApiError(422, "body must be a JSON object of engine knobs", param="body", code="invalid_value")
+        raise ApiError(400, "body must be a JSON object of engine knobs", param="body", code="invalid_value")
     old, version = await admin_config.change(
         a.store, ENGINE, changes, who(request), lambda doc: admin_config.check_engine(doc, changes))
     await changed(a, "engine")
@@ -80,7 +80,7 @@ async def reset_knob(request: Request, target: str, name: str) -> dict[str, Any]
 @router.get("/audit")
 async def audit(request: Request, limit: int = 100) -> dict[str, Any]:
     if not 1 <= limit <= 10_000:
-        raise ApiError(422, "limit must be in 1..10000", param="limit", code="invalid_value")
+        raise ApiError(400, "limit must be in 1..10000", param="limit", code="invalid_value")
     return {"entries": await request.app.state.admin.store.audit(limit)}
 
 
@@ -89,7 +89,8 @@ async def stats(request: Request) -> dict[str, Any]:
     a: AdminState = request.app.state.admin
     queued, running = await admin_live.requests(a)
     engine = await a.store.read(ENGINE)
-    knobs = {"gateway": a.watcher.knobs, "engine": engine.doc, "engine_version": engine.version}
+    knobs = {"gateway": a.watcher.knobs, "engine": engine.doc, "engine_version": engine.version,
+             "rejected": a.watcher.rejected}
     return admin_stats.snapshot(queued, running, await a.queue.depth(), a.metrics,
                                 await admin_stats.engines(a.store.r),
                                 await admin_stats.gateways(a.store.r), knobs)

@@ -2,7 +2,7 @@
 
 Gateway knobs validate against the configs the gateway runs on (`control_knobs`); engine knobs
 against `engine.policy.PolicyConfig.updated` (pure, the engine's own check), so a value any
-replica would refuse is refused here with 422 naming the field.
+replica would refuse is refused here with 400 naming the field.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ RETRIES = 5  # compare-and-set attempts when admins race
 
 
 def invalid(message: str, field: str) -> ApiError:
-    return ApiError(422, f"{field}: {message}" if field not in message else message,
+    return ApiError(400, f"{field}: {message}" if field not in message else message,
                     param=field, code="invalid_value")
 
 

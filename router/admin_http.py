@@ -61,7 +61,7 @@ def parse(model: type[BaseModel], body: Any) -> BaseModel:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise ApiError(422, f"{field}: {err['msg']}", param=field, code="invalid_value") from exc
+        raise ApiError(400, f"{field}: {err['msg']}", param=field, code="invalid_value") from exc
 
 
 async def changed(admin: AdminState, target: str, knobs: Iterable[str] = ()) -> None:

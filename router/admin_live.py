@@ -66,7 +66,7 @@ async def replica_action(request: Request, action: str) -> dict[str, Any]:
     try:
         url = normalize_url(body.url)
     except ValueError as exc:
-        raise ApiError(422, str(exc), param="url", code="invalid_value") from exc
+        raise ApiError(400, str(exc), param="url", code="invalid_value") from exc
     for _ in range(admin_config.RETRIES):
         old = await a.store.read(REPLICAS)
         try:
@@ -74,7 +74,7 @@ async def replica_action(request: Request, action: str) -> dict[str, Any]:
         except ValueError as exc:
             message = str(exc)
             status, param = (404, "url") if "no replica" in message else (
-                422, "role" if message.startswith("role") else "action")
+                400, "role" if message.startswith("role") else "action")
             raise ApiError(status, message, param=param, code="invalid_value") from exc
         try:
             version = await a.store.update(REPLICAS, old, new, who(request))

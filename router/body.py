@@ -43,12 +43,12 @@ def parse_model(raw: bytes, model: type[M]) -> M:
 
 
 def validate(data: dict, model: type[M]) -> M:
-    """The fields the gateway itself reads, checked; a bad one is a 422 naming it."""
+    """The fields the gateway itself reads, checked; a bad one is a 400 naming it (as OpenAI, vLLM)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
         raise ApiError(
-            422, f"{param}: {err['msg']}" if param else err["msg"], param=param, code="invalid_value"
+            400, f"{param}: {err['msg']}" if param else err["msg"], param=param, code="invalid_value"
         ) from exc

@@ -7,10 +7,11 @@ refused here with the same message).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from predictor.registry import NAMES as PREDICTORS
 from router.queue import QueueConfig
@@ -33,21 +34,36 @@ KNOBS = (
 
 
 class GatewayPatch(BaseModel):
-    """Body of `PATCH /admin/config/gateway`: any subset of the knobs (types checked by pydantic)."""
+    """Body of `PATCH /admin/config/gateway`: any subset of the knobs. Integers are integers, numbers
+    finite (NaN in the score or the usage window fails every request), each in a range that serves."""
 
-    model_config = ConfigDict(extra="forbid")
-    class_weights: dict[str, float] | None = None
-    aging_rate: float | None = None
-    tenant_penalty: float | None = None
-    tenant_window_s: float | None = None
-    max_queue: int | None = None
-    window_min: int | None = None
-    window_max: int | None = None
-    window_headroom: int | None = None
-    predictor: str | None = None
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    class_weights: dict[str, float] | None = Field(default=None, max_length=64)
+    aging_rate: float | None = Field(default=None, ge=0.0, le=1e6)
+    tenant_penalty: float | None = Field(default=None, ge=0.0, le=1e6)
+    tenant_window_s: float | None = Field(default=None, gt=0.0, le=30 * 86400.0)
+    max_queue: StrictInt | None = Field(default=None, ge=1, le=100_000_000)
+    window_min: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    window_max: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    window_headroom: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
+    predictor: str | None = Field(default=None, max_length=64)
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
+
+
+def check_overrides(overrides: Any) -> dict[str, Any]:
+    """The stored overrides as the admin API would have taken them; ValueError (knob at fault in
+    `exc.args[1]`) for anything else (a document written to Redis past the API)."""
+    if not isinstance(overrides, dict):
+        raise ValueError("gateway knobs must be a JSON object", "knobs")
+    try:
+        patch = GatewayPatch.model_validate({k: v for k, v in overrides.items() if k in KNOBS})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "knobs"
+        raise ValueError(f"{field}: {err['msg']}", field.split(".")[0]) from exc
+    return patch.changes()
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:
@@ -75,6 +91,14 @@ def queue_config(knobs: dict[str, Any], base: QueueConfig) -> QueueConfig:
 
 def validate(knobs: dict[str, Any], default_class: str) -> None:
     """Raises ValueError naming the knob at fault (`exc.args[1]`)."""
+    for name in ("aging_rate", "tenant_penalty", "tenant_window_s"):
+        if not _finite(knobs[name]):
+            raise ValueError(f"{name} must be a finite number", name)
+    weights = knobs["class_weights"]
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and 1 <= len(k) <= 64 and _finite(w)
+                                                and 0 < w <= 1e6 for k, w in weights.items()):
+        raise ValueError("class weights must be numbers in (0, 1e6] named by 1..64 characters",
+                         "class_weights")
     checks = (
         ("class_weights", lambda: score_config(knobs)),
         ("window_min", lambda: window_config(knobs)),
@@ -90,6 +114,10 @@ def validate(knobs: dict[str, Any], default_class: str) -> None:
         raise ValueError(f"class_weights must keep the default class {default_class!r}", "class_weights")
     if knobs["predictor"] not in PREDICTORS:
         raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}", "predictor")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _field_in(message: str, fallback: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from router.placement import ROLES
 
@@ -28,11 +29,37 @@ class ReplicaSpec:
         return self.state == ACTIVE
 
 
+STATES = (ACTIVE, PAUSED, DRAINING, REMOVED)
+MAX_URL = 2048
+
+
 def normalize_url(url: str) -> str:
+    """An engine's base URL. Only plain http: the gateway's connection pool speaks no TLS (engines
+    sit beside the gateway), and a replica it cannot reach must be refused here, not half-applied."""
     url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")) or len(url) < 10:
-        raise ValueError("url must be an http(s) URL of an OpenAI-compatible engine")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme == "http" and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port
+        ok = False
+    if not ok or not 10 <= len(url) <= MAX_URL or parts.query or parts.fragment \
+            or any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError("url must be an http://host[:port] URL of an OpenAI-compatible engine "
+                         "(the gateway has no TLS upstreams)")
     return url
+
+
+def check_doc(doc: Any) -> None:
+    """A stored replica document as the admin API writes it; ValueError for anything else."""
+    if not isinstance(doc, dict):
+        raise ValueError("the replica document must be a JSON object")
+    for url, entry in doc.items():
+        if normalize_url(url) != url:
+            raise ValueError(f"replica url {url!r} is not normalized")
+        if not isinstance(entry, dict) or entry.get("role", "") not in ROLES \
+                or entry.get("state", ACTIVE) not in STATES:
+            raise ValueError(f"replica {url}: entry must be {{'role': one of {ROLES}, "
+                             f"'state': one of {STATES}}}")
 
 
 def effective(configured: list[tuple[str, str]], doc: dict[str, Any]) -> list[ReplicaSpec]:

@@ -20,7 +20,7 @@ import redis.asyncio as redis
 from predictor.base import Predictor
 from router import control_knobs as knobs_mod
 from router.control import GATEWAY, REPLICAS, ControlStore
-from router.control_replicas import ReplicaSpec, effective
+from router.control_replicas import ReplicaSpec, check_doc, effective
 from router.dispatcher import Dispatcher
 from router.front import Front
 from router.queue import RedisQueue
@@ -53,6 +53,9 @@ class ControlWatcher:
         self.overrides: dict[str, Any] = {}
         self.versions = {"gateway": 0, "replicas": 0}
         self.replicas: list[ReplicaSpec] = effective(configured, {})
+        # The last stored document this gateway refused, per target ({"version", "error"}), until a
+        # later version applies: reported on /admin/stats (the last good one stays in force).
+        self.rejected: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -79,17 +82,31 @@ class ControlWatcher:
     async def poll(self) -> None:
         gw, reps = await self.store.version(GATEWAY), await self.store.version(REPLICAS)
         if gw != self.versions["gateway"]:
-            snap = await self.store.read(GATEWAY)
-            self.versions["gateway"] = snap.version  # a document refused here is logged once
-            self.apply_knobs(snap.doc)
+            await self._take("gateway", gw, GATEWAY, self._apply_knobs_doc)
         if reps != self.versions["replicas"]:
-            snap = await self.store.read(REPLICAS)
-            self.versions["replicas"] = snap.version
-            await self.apply_replicas(snap.doc)
+            await self._take("replicas", reps, REPLICAS, self.apply_replicas)
         await self._retire()
         await self._publish()
 
+    async def _take(self, target: str, version: int, doc, apply) -> None:
+        """Apply one stored document, or refuse it whole (logged once, reported) and keep the last
+        good one: a value written past the admin API must not take every gateway down."""
+        self.versions[target] = version  # a document refused here is not read again
+        try:
+            snap = await self.store.read(doc)
+            self.versions[target] = snap.version
+            await apply(snap.doc)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            self.rejected[target] = {"version": version, "error": str(exc)}
+            log.error("control plane %s version %s refused, the last good one kept: %s", target, version, exc)
+            return
+        self.rejected.pop(target, None)
+
+    async def _apply_knobs_doc(self, overrides: Any) -> None:
+        self.apply_knobs(overrides)
+
     def apply_knobs(self, overrides: dict[str, Any]) -> None:
+        knobs_mod.check_overrides(overrides)
         new = knobs_mod.overlay(self.base, overrides)
         knobs_mod.validate(new, self.t.front.cfg.default_class)
         t = self.t
@@ -106,6 +123,7 @@ class ControlWatcher:
         log.info("gateway knobs applied: %s", json.dumps(overrides, sort_keys=True))
 
     async def apply_replicas(self, doc: dict[str, Any]) -> None:
+        check_doc(doc)
         self.replicas = effective(self.configured, doc)
         urls = tuple(s.url for s in self.replicas if s.takes_new)
         self.t.front.cfg = replace(self.t.front.cfg, engine_urls=urls)  # probes' home replica
@@ -142,6 +160,7 @@ class ControlWatcher:
                     "waiting": None if r.load is None else r.load.waiting}
             for r in d.replicas
         }
-        stats = {"id": self.proc_id, "versions": self.versions, "replicas": replicas}
+        stats = {"id": self.proc_id, "versions": self.versions, "replicas": replicas,
+                 "rejected": self.rejected}
         await self.store.r.set(control.gateway_stats(self.proc_id), json.dumps(stats),
                                ex=control.STATS_TTL_S)

@@ -54,7 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return ApiError(exc.status_code, message, headers=getattr(exc, "headers", None)).response()
 
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return ApiError(422, str(exc.errors()[:1])).response()
+        return ApiError(400, str(exc.errors()[:1])).response()
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)

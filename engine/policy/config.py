@@ -4,10 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 POLICY_NAMES = ("mlfq", "fcfs", "priority", "sjf", "srpt")
+
+# Each knob's kind and the range in which an engine still serves (a value outside it is refused
+# before it reaches any scheduler: one stored value is applied by every engine at once).
+_INTS = {"levels": (1, 32), "base_quantum": (1, 1 << 20), "min_level_gap": (0, 32),
+         "max_preempt_per_step": (0, 4096), "max_active": (1, 1 << 20),
+         "kv_reserve_steps": (0, 256), "candidate_window": (0, 1 << 16)}
+_FLOATS = {"quantum_growth": (1.0, 16.0), "prefill_weight": (0.0, 1.0),
+           "promote_after_steps": (0.0, 1e9), "promote_after_s": (0.0, 1e6),
+           "aging_tail_quantile": (0.0, 1.0), "min_gain_s": (0.0, 3600.0),
+           "max_swap_fraction": (0.0, 1.0), "min_prediction_rho": (-1.0, 1.0)}
+_OPTIONAL = ("promote_after_steps", "promote_after_s", "aging_tail_quantile", "max_active")
+
+
+def _check_kind(name: str, value: Any) -> None:
+    """Integers are integers (not 6.0, not True), numbers are finite, flags are booleans."""
+    if value is None and name in _OPTIONAL:
+        return
+    if name in _INTS:
+        lo, hi = _INTS[name]
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be in {lo}..{hi}, got {value!r}")
+    elif name in _FLOATS:
+        lo, hi = _FLOATS[name]
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+    elif name != "name" and not isinstance(value, bool):
+        raise ValueError(f"{name} must be a boolean, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -63,35 +95,16 @@ class PolicyConfig:
     candidate_window: int = 64
 
     def __post_init__(self) -> None:
-        if self.name not in POLICY_NAMES:
+        for field in dataclasses.fields(self):
+            _check_kind(field.name, getattr(self, field.name))
+        if not isinstance(self.name, str) or self.name not in POLICY_NAMES:
             raise ValueError(f"name must be one of {POLICY_NAMES}, got {self.name!r}")
-        if not 1 <= self.levels <= 32:
-            raise ValueError("levels must be in 1..32")
-        if self.base_quantum < 1:
-            raise ValueError("base_quantum must be >= 1")
-        if not 1.0 <= self.quantum_growth <= 16.0:
-            raise ValueError("quantum_growth must be in [1, 16]")
-        if not 0.0 <= self.prefill_weight <= 1.0:
-            raise ValueError("prefill_weight must be in [0, 1]")
         if self.aging_tail_quantile is not None and not 0.0 < self.aging_tail_quantile < 1.0:
             raise ValueError("aging_tail_quantile must be in (0, 1) or None")
         for knob in ("promote_after_s", "promote_after_steps"):
             value = getattr(self, knob)
             if value is not None and not value > 0:
                 raise ValueError(f"{knob} must be > 0 or None")
-        if self.min_gain_s < 0 or self.min_level_gap < 0:
-            raise ValueError("min_gain_s and min_level_gap must be >= 0")
-        if not -1.0 <= self.min_prediction_rho <= 1.0:
-            raise ValueError("min_prediction_rho must be in [-1, 1]")
-        if not 0.0 <= self.max_swap_fraction <= 1.0:
-            raise ValueError("max_swap_fraction must be in [0, 1]")
-        if self.max_preempt_per_step < 0:
-            raise ValueError("max_preempt_per_step must be >= 0")
-        if self.max_active is not None and (not isinstance(self.max_active, int)
-                                            or isinstance(self.max_active, bool) or self.max_active < 1):
-            raise ValueError("max_active must be an integer >= 1 or None")
-        if self.candidate_window < 0 or self.kv_reserve_steps < 0:
-            raise ValueError("candidate_window and kv_reserve_steps must be >= 0")
 
     def active_cap(self, engine_slots: int) -> int:
         """`Capacity.max_seqs` for an engine with `engine_slots` batch slots."""
@@ -120,12 +133,6 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"unknown policy knobs: {sorted(unknown)}")
         values = self.to_dict() | changes
-        for key, value in changes.items():
-            default = getattr(self, key)
-            if isinstance(default, bool) and not isinstance(value, bool):
-                raise ValueError(f"{key} must be a boolean")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{key} must be finite")
         try:
             return PolicyConfig(**values)
         except TypeError as exc:

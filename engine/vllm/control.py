@@ -29,6 +29,10 @@ class EngineControl:
         self.http: ThreadingHTTPServer | None = None
         self.watcher = None
         self.publisher = None
+        # The last stored knob set this engine refused ({"version", "error"}; None: none), on its
+        # stats so an operator sees that the engine kept its last good knobs.
+        self.rejected: dict | None = None
+        self.applied = 0  # the stored version in force
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -54,14 +58,27 @@ class EngineControl:
             self.watcher.stop()
 
     def snapshot(self) -> dict:
-        return {**self.stats(), "policy": self.config(), "replica_id": self.settings.replica_id}
+        return {**self.stats(), "policy": self.config(), "replica_id": self.settings.replica_id,
+                "rejected": self._rejected()}
 
-    def _from_redis(self, base: dict, knobs: dict, version: int) -> None:
+    def _rejected(self) -> dict | None:
+        """The newest refused version later than the one applied (the watcher's: not even JSON)."""
+        found = [r for r in (self.rejected, getattr(self.watcher, "rejected", None))
+                 if r is not None and r["version"] > self.applied]
+        return max(found, key=lambda r: r["version"], default=None)
+
+    def _from_redis(self, base: dict, knobs: object, version: int) -> None:
+        """Apply a stored knob set, or refuse it whole and keep the knobs that run: one bad value
+        written past the admin API must not stop every engine that reads it."""
         try:
+            if not isinstance(knobs, dict):
+                raise ValueError("stored knobs are not a JSON object")
             self.apply({**base, **knobs})
+            self.applied = version
             log.info("policy knobs version %s applied", version)
-        except ValueError as exc:  # the admin API validates first; a bad value here is logged, not fatal
-            log.warning("policy knobs version %s rejected: %s", version, exc)
+        except (ValueError, TypeError) as exc:
+            self.rejected = {"version": version, "error": str(exc)}
+            log.error("policy knobs version %s rejected, the last good ones kept: %s", version, exc)
 
     def _publish_loop(self) -> None:
         while not self._stop.wait(1.0):

@@ -106,8 +106,8 @@ def test_add_pause_resume_drain_remove_a_replica_without_restart(redis_server, r
         assert [r["url"] for r in a.get("/admin/replicas").json()["replicas"]] == [one.url]
         wait_for(lambda: [r.url for r in gw.app.state.gateway.dispatcher.replicas] == [one.url])
         assert a.post("/admin/replicas/pause", json={"url": two.url}).status_code == 404
-        assert a.post("/admin/replicas/add", json={"url": one.url}).status_code == 422
-        assert a.post("/admin/replicas/add", json={"url": "not a url"}).status_code == 422
-        assert a.post("/admin/replicas/explode", json={"url": one.url}).status_code == 422
+        assert a.post("/admin/replicas/add", json={"url": one.url}).status_code == 400
+        assert a.post("/admin/replicas/add", json={"url": "not a url"}).status_code == 400
+        assert a.post("/admin/replicas/explode", json={"url": one.url}).status_code == 400
         targets = [e["target"] for e in a.get("/admin/audit").json()["entries"]]
         assert targets == ["replicas"] * 5

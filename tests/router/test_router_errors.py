@@ -38,12 +38,12 @@ AUTH = {"Authorization": "Bearer good"}
     [
         (b"{not json", 400, None),
         (b"[1, 2]", 400, None),
-        (b'{"model": "m"}', 422, "messages"),
-        (b'{"messages": []}', 422, "messages"),
-        (b'{"messages": "hi"}', 422, "messages"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "lots"}', 422, "max_tokens"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": 9}', 422, "temperature"),
-        (b'{"messages": [{"role": "wizard", "content": "x"}]}', 422, None),
+        (b'{"model": "m"}', 400, "messages"),
+        (b'{"messages": []}', 400, "messages"),
+        (b'{"messages": "hi"}', 400, "messages"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "lots"}', 400, "max_tokens"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": 9}', 400, "temperature"),
+        (b'{"messages": [{"role": "wizard", "content": "x"}]}', 400, None),
     ],
 )
 def test_bad_bodies(gw, content, status, param):
