@@ -26,9 +26,11 @@ from router.events import Inbox
 from router.front import Front, FrontConfig
 from router.metrics import Metrics
 from router.models import ModelCatalog
+from router.observe import RequestIdMiddleware
 from router.openapi import install_openapi
 from router.placement import ROLES, buckets_for_role
 from router.queue import QueueConfig, RedisQueue
+from router.ready import install_ready
 from router.replica import Replica
 from router.score import ScoreConfig, parse_class_weights
 from router.settings import Settings
@@ -186,4 +188,6 @@ def create_app(
     install_routes(app)
     install_openapi(app)
     install_admin(app, settings.admin_token)
+    install_ready(app)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     return app

@@ -29,6 +29,7 @@ from router.errors import ApiError
 from router.events import CHUNK, DONE, ERROR, LOST, Event, Inbox, Mailbox, read_events
 from router.job import FORCED, Job
 from router.metrics import Metrics
+from router.observe import request_id
 from router.placement import bucket_of
 from router.queue import RedisQueue
 from router.schemas import ChatCompletionRequest, CompletionRequest
@@ -210,6 +211,7 @@ class Front:
             score=stored_score(pred.length, weight, used, now, self.cfg.score),
             bucket=bucket_of(pred.length, self.cfg.role_threshold, self.cfg.roles_enabled),
             features=dict(pred.features),
+            request_id=request_id.get(),
         )
 
     # --- serving one request ---

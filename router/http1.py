@@ -113,22 +113,24 @@ class Http1Pool:
         except OSError as exc:
             raise UpstreamConnectError(f"{self.host}:{self.port}: {exc}") from exc
 
-    def _head(self, path: str, body: bytes) -> bytes:
+    def _head(self, path: str, body: bytes, headers: bytes = b"") -> bytes:
         return (
             b"POST "
             + (self.prefix + path).encode()
             + b" HTTP/1.1\r\nHost: "
             + self._host_header
-            + b"\r\nContent-Type: application/json\r\nAccept: */*\r\nContent-Length: "
+            + b"\r\n"
+            + headers
+            + b"Content-Type: application/json\r\nAccept: */*\r\nContent-Length: "
             + str(len(body)).encode()
             + b"\r\n\r\n"
             + body
         )
 
-    async def post(self, path: str, body: bytes) -> Response:
-        """POST `body` (JSON); returns once the status line and headers are in. A reused
-        connection the server had closed is retried once on a fresh one."""
-        data = self._head(path, body)
+    async def post(self, path: str, body: bytes, headers: bytes = b"") -> Response:
+        """POST `body` (JSON) with extra raw `headers` lines; returns once the status line and
+        headers are in. A reused connection the server had closed is retried once on a fresh one."""
+        data = self._head(path, body, headers)
         while self._idle:
             reader, writer = self._idle.pop()
             if writer.is_closing() or reader.at_eof():

@@ -31,6 +31,7 @@ class Job:
     features: dict[str, Any] = field(default_factory=dict)
     home: str = ""  # replica the predictor's probe used (its prefix cache is warm there)
     attempts: int = 0
+    request_id: str = ""  # the client's X-Request-Id (or the gateway's), sent on to the engine
 
     @property
     def path(self) -> str:

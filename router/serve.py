@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from router.observe import setup_logging, unknown_env
 from router.procs import wait_healthy
 from router.redis_server import RedisServer
 from router.settings import Settings
@@ -43,6 +44,8 @@ class _Server(uvicorn.Server):
     """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, which would kill serve before it
     stops its engine and Redis children; shut down gracefully and return instead."""
 
+    settings: Settings
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
@@ -50,6 +53,15 @@ class _Server(uvicorn.Server):
                 yield
             finally:
                 getattr(self, "_captured_signals", []).clear()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the one line saying where it serves (the rest is quiet at --log-level warning)
+            s = self.settings
+            logging.getLogger("skipjoin.start").info(
+                "skipjoin gateway ready on http://%s:%d (engines %s; redis %s; predictor %s; admin %s)",
+                s.host, s.port, s.engines, s.redis_url, s.predictor, "on" if s.admin_token else "off",
+            )
 
 
 @contextlib.contextmanager
@@ -88,9 +100,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(argv or []))
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
+    setup_logging(args.log_level, settings.log_format, settings.access_log)
+    for name in unknown_env():
+        log.warning("%s is not a skipjoin setting and is ignored (misspelt? see the README)", name)
     from router.app import create_app
 
     with contextlib.ExitStack() as stack:
@@ -107,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             log_level=args.log_level,
             access_log=False,
+            log_config=None,  # uvicorn's lines through setup_logging's handler (text or JSON)
             timeout_graceful_shutdown=5,
         )
-        _Server(config).run()
+        server = _Server(config)
+        server.settings = settings
+        server.run()
     return 0

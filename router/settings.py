@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     # Turn off in front of engines that refuse `vllm_xargs`.
     predictor_inline_unprobed: bool | None = None
 
+    # --- logging (router/observe.py) ---
+    # One line per request (method, path, status, ms, bytes, request id) on logger skipjoin.access.
+    access_log: bool = False
+    # "text" or "json" (one JSON object per line, for log collectors).
+    log_format: str = "text"
+
     # --- admin (router/admin.py) ---
     # Bearer token for /admin and /dashboard. Empty: admin is off (404).
     admin_token: str = ""
@@ -86,6 +92,13 @@ class Settings(BaseSettings):
     def _port(cls, v: int) -> int:
         if not 0 <= v < 65536:
             raise ValueError("port must be in 0..65535")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v not in ("text", "json"):
+            raise ValueError("log_format must be 'text' or 'json'")
         return v
 
     @property

@@ -75,8 +75,10 @@ class Forward:
 
     async def run(self) -> Outcome:
         body = json.dumps(upstream_body(self.job), separators=(",", ":")).encode()
+        rid = self.job.request_id
+        headers = b"X-Request-Id: %s\r\n" % rid.encode() if rid else b""
         try:
-            resp = await self.pool.post(self.job.path, body)
+            resp = await self.pool.post(self.job.path, body, headers)
         except UpstreamConnectError as exc:
             raise UpstreamUnavailable(str(exc)) from exc
         try:

@@ -3,6 +3,7 @@ fallback (an unreachable index fails fast, with what to do), and the vLLM versio
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,13 @@ def test_a_fresh_venv_with_the_base_install_serves_without_torch(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = str(venv / "bin" / "python")
-    pip = subprocess.run([py, "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True,
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ and egg-info there
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for pkg in ("router", "engine", "predictor", "bench", "wire"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", str(src)], capture_output=True, text=True,
                          timeout=600)
     if pip.returncode != 0 and any(e in pip.stderr for e in NETWORK_ERRORS):
         pytest.skip(f"no package index reachable: {pip.stderr[-300:]}")

@@ -108,6 +108,7 @@ def create_upstream_app(token_delay: float = 0.0, max_batch: int = 16) -> tuple[
                 "priority": body.get("priority"),
                 "prompt": prompt,
                 "body": body,
+                "request_id": request.headers.get("x-request-id"),
                 "t": time.monotonic(),
             }
         )
