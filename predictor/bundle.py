@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +39,25 @@ class ModelBundle:
     def __post_init__(self):
         if self.choice not in CHOICES:
             raise ValueError(f"choice must be one of {CHOICES}")
+        self.check()
+
+    def check(self) -> None:
+        """Every array the right shape and finite, so predicting can never raise: a bundle is
+        applied by every gateway and engine at once (ValueError names the fault)."""
+        dims = set()
+        if self.ridge is not None:
+            dims.add(_check_ridge(self.ridge))
+        if self.ordinal is not None:
+            dims.add(_check_ordinal(self.ordinal))
+        if self.guess is not None:
+            _arrays("guess", self.guess.x, self.guess.z)
+            if self.guess.x.shape != self.guess.z.shape or self.guess.x.ndim != 1 or len(self.guess.x) == 0:
+                raise ValueError("guess: x and z lengths differ")
+            _numbers("guess", self.guess.q90)
+        if len(dims) > 1:
+            raise ValueError(f"ridge and ordinal read different feature sizes {sorted(dims)}")
+        if not all(isinstance(v, float) and math.isfinite(v) for v in self.scores.values()):
+            raise ValueError("scores must be finite numbers")
 
     @property
     def dim(self) -> int | None:
@@ -84,6 +104,14 @@ class ModelBundle:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelBundle:
+        """The bundle `text` holds; ValueError for anything that is not a whole, usable bundle."""
+        try:
+            return cls._from_json(text)
+        except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+            raise ValueError(f"malformed model bundle: {exc!r}") from exc
+
+    @classmethod
+    def _from_json(cls, text: str | bytes) -> ModelBundle:
         d = json.loads(text)
         if d.get("format") != 1:
             raise ValueError(f"unknown model bundle format {d.get('format')!r}")
@@ -102,3 +130,34 @@ class ModelBundle:
             trained_on=int(d.get("trained_on", 0)),
             created_at=float(d.get("created_at", 0.0)),
         )
+
+
+def _check_ridge(r: RidgeLength) -> int:
+    _arrays("ridge", r.mu, r.sd, r.w)
+    if r.mu.ndim != 1 or not r.mu.shape == r.sd.shape == r.w.shape or len(r.mu) == 0 or (r.sd <= 0).any():
+        raise ValueError(f"ridge: mu, sd and w must be one length, sd > 0 (weight length {r.w.shape}, "
+                         f"mean {r.mu.shape})")
+    _numbers("ridge", r.b, r.sigma)
+    return len(r.mu)
+
+
+def _check_ordinal(o: OrdinalLength) -> int:
+    _arrays("ordinal", o.edges, o.mu, o.sd, o.w, o.b, o.reps)
+    k, d = len(o.edges), len(o.mu)
+    shapes = (o.edges.shape, o.mu.shape, o.sd.shape, o.w.shape, o.b.shape, o.reps.shape)
+    if shapes != ((k,), (d,), (d,), (k, d), (k,), (k + 1,)) or min(k, d) == 0 \
+            or (o.reps <= 0).any() or (o.sd <= 0).any():
+        raise ValueError(f"ordinal: shapes {shapes} must be edges (k,), mu and sd (d,), w (k, d), b (k,), "
+                         "reps (k+1,), with sd and reps > 0")
+    return d
+
+
+def _arrays(name: str, *arrays: np.ndarray) -> None:
+    for a in arrays:
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu" or not np.isfinite(a).all():
+            raise ValueError(f"{name}: arrays must be finite numbers")
+
+
+def _numbers(name: str, *values: float) -> None:
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise ValueError(f"{name}: numbers must be finite")

@@ -42,6 +42,7 @@ class ModelStore:
     ):
         self.redis, self.refresh_s, self.key = redis, refresh_s, key
         self.bundle = seed
+        self.rejected: dict[str, Any] | None = None  # the last published version refused, and why
         self._checked_at = float("-inf")
 
     @property
@@ -56,19 +57,41 @@ class ModelStore:
         return self.bundle
 
     async def refresh(self) -> bool:
-        """Loads a newer published bundle, if any; a broken one is logged and skipped."""
+        """Loads a newer published bundle, if any; a broken one is logged once, reported in
+        `rejected`, and the last good one kept."""
         raw_version = await self.redis.get(f"{self.key}:version")
-        if raw_version is None or int(raw_version) <= self.version:
-            return False
-        raw = await self.redis.get(self.key)
-        if raw is None:
-            return False
-        try:
-            bundle = ModelBundle.from_json(raw)
-        except (ValueError, KeyError, TypeError) as e:
-            log.warning("ignoring unreadable predictor model: %s", e)
-            return False
-        if bundle.version <= self.version:
+        raw = None if raw_version is None else await self.redis.get(self.key)
+        bundle, self.rejected = newer_bundle(raw_version, raw, self.version, self.rejected)
+        if bundle is None:
             return False
         self.bundle = bundle
         return True
+
+
+def newer_bundle(raw_version: Any, raw: Any, current: int, rejected: dict[str, Any] | None
+                 ) -> tuple[ModelBundle | None, dict[str, Any] | None]:
+    """(the published bundle if newer than `current` and whole, else None; the refusal to report).
+    Shared by gateways and engines: both keep their last good bundle when the published one is bad."""
+    try:
+        version = int(raw_version) if raw_version is not None else None
+    except (TypeError, ValueError):
+        version = None
+    if raw_version is not None and version is None:
+        return None, _refused(rejected, str(raw_version), "the model version is not an integer")
+    if version is None or version <= current or raw is None:
+        return None, rejected
+    if rejected is not None and rejected["version"] == version:
+        return None, rejected  # refused already: not parsed (nor logged) again
+    try:
+        bundle = ModelBundle.from_json(raw)
+    except ValueError as exc:
+        return None, _refused(rejected, version, str(exc))
+    if bundle.version <= current:
+        return None, rejected
+    return bundle, None
+
+
+def _refused(rejected: dict[str, Any] | None, version: Any, error: str) -> dict[str, Any]:
+    if rejected is None or rejected["version"] != version:
+        log.error("predictor model version %s refused, the last good one kept: %s", version, error)
+    return {"version": version, "error": error}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from predictor.bundle import HIDDEN_KINDS, ModelBundle
 from predictor.config import PredictorConfig
 from predictor.features import encode_hidden
 from predictor.prefix_memory import memory_entry, memory_key
-from predictor.store import MODEL_KEY, load_seed
+from predictor.store import MODEL_KEY, load_seed, newer_bundle
 from wire.xargs import INLINE_RESULT, INLINE_TTL_S, PREDICT, PREDICT_PREFIX, PROBE_RESULT, inline_key
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ log = logging.getLogger("skipjoin.engine.inline")
 REFRESH_S = PredictorConfig().refresh_s  # as often as a gateway looks for a newer model
 MEMORY_TTL_S = PredictorConfig().cache_ttl_s
 OUTBOX_MAX = 4096
+# Keys the engine writes are named by the gateway (job ids, 12-byte prefix hashes): anything else
+# names no key, so a request cannot point the engine's writes outside those two key families.
+_JOB = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX24 = re.compile(r"[0-9a-f]{24}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ class InlineResult:
     predicted: float | None  # None: the model in use does not read the hidden state
     p90: float | None
     version: int  # model version (-1: none)
+    # Before the request's own max_tokens cap: what the prefix memory keeps, since the next
+    # request with this prefix may allow a longer answer.
+    uncapped: float | None = None
+    uncapped_p90: float | None = None
 
 
 class EngineModel:
@@ -48,6 +57,7 @@ class EngineModel:
     def __init__(self, redis_url: str | None, key: str = MODEL_KEY, seed: ModelBundle | None = None):
         self.bundle = seed if seed is not None else load_seed()
         self.key = key
+        self.rejected: dict[str, Any] | None = None
         self.r = None if not redis_url else redis.Redis.from_url(
             redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
@@ -63,20 +73,20 @@ class EngineModel:
         out = None if x is None else bundle.predict_hidden(x)
         if out is None:
             return InlineResult(None, None, bundle.version)
-        length, p90 = out
+        full, full_p90 = float(out[0]), float(max(out))
+        length, p90 = full, full_p90
         if max_tokens is not None:
             length, p90 = min(length, max_tokens), min(p90, max_tokens)
-        return InlineResult(float(length), float(max(p90, length)), bundle.version)
+        return InlineResult(float(length), float(max(p90, length)), bundle.version, full, full_p90)
 
     def refresh(self) -> bool:
+        """Take a newer published bundle; a bad one is refused (`rejected`), the last good one kept."""
         if self.r is None:
             return False
         raw_version = self.r.get(f"{self.key}:version")
-        if raw_version is None or int(raw_version) <= self.version:
-            return False
-        raw = self.r.get(self.key)
-        bundle = ModelBundle.from_json(raw) if raw is not None else None
-        if bundle is None or bundle.version <= self.version:
+        raw = None if raw_version is None else self.r.get(self.key)
+        bundle, self.rejected = newer_bundle(raw_version, raw, self.version, self.rejected)
+        if bundle is None:
             return False
         self.bundle = bundle
         log.info("inline prediction now uses model version %d (%s)", bundle.version, bundle.choice)
@@ -117,15 +127,16 @@ class InlineOutbox:
 
 def write(pipe: Any, args: dict[str, Any], hidden: dict[str, Any], result: InlineResult) -> None:
     job = str(args.get(PREDICT) or "")
-    if job and job not in ("1", "True", "true"):  # a bare flag names no job: nothing to answer to
+    if _JOB.fullmatch(job) and job not in ("1", "True", "true"):  # a bare flag names no job
         key = inline_key(job)
         fields = {"hidden": json.dumps(encode_hidden(hidden)), "result": json.dumps(asdict(result))}
         pipe.hset(key, mapping=fields)
         pipe.expire(key, INLINE_TTL_S)
-    prefix = args.get(PREDICT_PREFIX)
-    if prefix and result.predicted is not None and result.p90 is not None:
-        pipe.set(memory_key(str(prefix), result.version), memory_entry(result.predicted, result.p90),
-                 px=int(MEMORY_TTL_S * 1000))
+    prefix = str(args.get(PREDICT_PREFIX) or "")
+    length = result.uncapped if result.uncapped is not None else result.predicted
+    p90 = result.uncapped_p90 if result.uncapped_p90 is not None else result.p90
+    if _HEX24.fullmatch(prefix) and length is not None and p90 is not None:
+        pipe.set(memory_key(prefix, result.version), memory_entry(length, p90), px=int(MEMORY_TTL_S * 1000))
 
 
 def answer_payload(hidden: dict[str, Any], result: InlineResult, with_hidden: bool) -> dict[str, Any]:
@@ -167,8 +178,10 @@ class InlinePredictions:
         while True:
             try:
                 self.model.refresh()
-            except (redis.RedisError, OSError, ValueError, KeyError, TypeError) as exc:
+            except (redis.RedisError, OSError) as exc:
                 log.warning("model refresh: %s", exc)
+            except Exception:  # noqa: BLE001 - the thread must outlive any bundle; the last good one stays
+                log.exception("model refresh")
             if self._stop.wait(self.refresh_s):
                 return
 
