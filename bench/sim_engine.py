@@ -1,8 +1,9 @@
 """One simulated engine replica: continuous batching driven by an `engine.policy` Policy.
 
 Every decision (admission order, pauses, evictions on KV shortage, the candidates a plan sees,
-when to plan again) is the policy's; this file only keeps time and KV books. Paused requests
-keep their KV on the device; evicted ones go to the host tier (swap copies charged).
+when to plan again) is the policy's: `EngineSim` is a driver of `engine.policy.step` (it implements
+its `Driver` protocol and nothing else decides); this file only keeps time and KV books. Paused
+requests keep their KV on the device; evicted ones go to the host tier (swap copies charged).
 
 Event skipping: between events the batch runs `k` identical decode iterations in one go, and a
 request's token count is brought up to date (`Policy.on_tokens(seq, n, now)`) only when someone
@@ -22,7 +23,8 @@ import math
 from dataclasses import dataclass, field
 
 from bench.costmodel import CostModel
-from engine.policy import Capacity, Phase, Policy, SeqState, kv_need
+from engine.policy import Phase, Policy, SeqState, kv_need
+from engine.policy.step import View, may_stop_runners, should_plan, step
 
 
 class Job:
@@ -65,7 +67,9 @@ class EngineStats:
 class EngineSim:
     def __init__(self, policy: Policy, cost: CostModel):
         self.policy, self.cost = policy, cost
-        self.preemptive = policy.preemptive and policy.config.preempt
+        # A plan may stop a runner for a waiting request (preemption, or `keep_longest`'s anchor):
+        # arrivals interrupt a block, and runners' tokens are brought up to date before a plan.
+        self.preemptive = may_stop_runners(policy)
         self.heap_queue = policy.static_keys and not self.preemptive  # else a plain list
         self.slot_cap = policy.config.active_cap(cost.max_batch)
         self.now = 0.0
@@ -156,6 +160,7 @@ class EngineSim:
         out = []
         for seq in self.policy.victim_order(self.running, self.now)[:n]:
             self._copy_s += self._stop(seq, evict=True)
+            self.policy.on_preempted(seq, "swapped", self.now)
             out.append(self.jobs.pop(seq))
         return out
 
@@ -239,9 +244,8 @@ class EngineSim:
     def schedule(self) -> None:
         """At an iteration boundary: plan if anything could change, then lay out the next block."""
         budget_hit = False
-        short = self._free() < len(self.running)
-        if short or len(self.running) > self.slot_cap or \
-                (self.n_waiting() and (self.preemptive or len(self.running) < self.slot_cap)):
+        if should_plan(self.policy, len(self.running), self.n_waiting(), self.cost.max_batch,
+                       self._free() < len(self.running)):
             budget_hit = self._plan()
         if self._free() < len(self.running):
             raise RuntimeError("the policy left the running set without KV for its next step")
@@ -269,38 +273,33 @@ class EngineSim:
                 k = min(k, self.iters_until(deadline - self.now))
         return max(int(k), 1)
 
-    def _candidates(self, slots: int) -> list[SeqState]:
+    def _queued(self, slots: int) -> list[SeqState]:
+        """What the step sees of the queue: all of it, or, from the heap, the paused requests and
+        the best `window(slots)` of the rest (taken out; `_plan` puts back what stays)."""
         if not self.heap_queue:
-            return self.policy.candidates(self.waiting + self.paused, slots, self.now)
+            return self.waiting + self.paused
         out = list(self.paused)
         while self.wheap and len(out) - len(self.paused) < self.policy.window(slots):
             out.append(heapq.heappop(self.wheap)[2])
         return out
 
     def _plan(self) -> bool:
-        """Ask the policy and carry out its plan; True where admission spent the step's prefill budget."""
+        """One `step`; True where admission spent the step's prefill budget."""
         slots = self.slot_cap - len(self.running)
-        cands = self._candidates(slots)
+        cands = self._queued(slots)
         if self._free() < len(self.running) or slots < 0 or (self.preemptive and (
                 len(cands) > slots or sum(kv_need(s) for s in cands) > self._free())):
             for seq in self.running:
                 self._sync(self.jobs[seq])
         budget = self.cost.max_batched_tokens
-        cap = Capacity(self.cost.max_batch, self._free(), can_pause=self.cost.can_pause,
-                       prefill_tokens=max(budget - len(self.running), 1) if budget else None)
+        view = View(list(self.running), cands, self.cost.max_batch, self._free(), self.now,
+                    can_pause=self.cost.can_pause,
+                    prefill_tokens=max(budget - len(self.running), 1) if budget else None)
         self.stats.plans += 1
         before = self.policy.kv_evictions
-        plan = self.policy.plan(self.running, cands, cap, self.now)
-        self.stats.kv_preemptions += self.policy.kv_evictions - before
-        self._copy_s += sum(self._stop(v, evict=True) for v in plan.evict)
-        self._copy_s += sum(self._stop(v, evict=False) for v in plan.preempt)
         prefilled = self.stats.prefill_tokens
-        for seq in plan.admit:
-            c, p, job = self._admit(seq)
-            self._copy_s += c
-            self._prefill_s += p
-            if job.first is None:
-                self._new.append(job)
+        plan = step(self.policy, view, self)
+        self.stats.kv_preemptions += self.policy.kv_evictions - before
         self.paused = [s for s in self.paused if s.phase is Phase.PAUSED] + \
             [s for s in plan.preempt if s.phase is Phase.PAUSED]
         if not self.heap_queue:
@@ -311,17 +310,36 @@ class EngineSim:
             for s in back.values():
                 if s.phase in (Phase.WAITING, Phase.SWAPPED):
                     self._enqueue(s, s.arrival)
-        return cap.prefill_tokens is not None and self.stats.prefill_tokens - prefilled >= cap.prefill_tokens
+        budget = view.prefill_tokens
+        return budget is not None and self.stats.prefill_tokens - prefilled >= budget
+
+    # --- the `engine.policy.step.Driver` protocol -------------------------------------------------
+    def evict(self, seq: SeqState) -> tuple[str, int]:
+        self._copy_s += self._stop(seq, evict=True)
+        return "swapped", 0
+
+    def pause(self, seq: SeqState) -> None:
+        self._copy_s += self._stop(seq, evict=False)
+
+    def admit(self, seq: SeqState) -> None:
+        c, p, job = self._admit(seq)
+        self._copy_s += c
+        self._prefill_s += p
+        if job.first is None:
+            self._new.append(job)
+
+    def order_running(self, best_first: list[SeqState]) -> None:
+        """Nothing to do: the simulated engine never stops anyone by itself (the plan keeps KV)."""
 
     def _free(self) -> int:
         return self.cost.kv_tokens - self.ctx - self.held
 
     def _stop(self, seq: SeqState, evict: bool) -> float:
-        """Carry out a pause (KV kept) or an eviction (KV to host); return the copy seconds."""
+        """Carry out a pause (KV kept) or an eviction (KV to host); return the copy seconds. The
+        caller reports it to the policy (`step` does for a plan's)."""
         job = self.jobs[seq]
         if seq.phase is Phase.PAUSED:  # evicting a paused request: its KV leaves the device
             self.held -= job.held
-            self.policy.on_preempted(seq, "swapped", self.now)
             self.stats.swapped_tokens += seq.context_len
             return seq.context_len * self.cost.swap_s_per_token
         self._sync(job)
@@ -333,10 +351,8 @@ class EngineSim:
         if not evict:
             job.held = kv
             self.held += kv
-            self.policy.on_preempted(seq, "paused", self.now)
             self.stats.pauses += 1
             return 0.0
-        self.policy.on_preempted(seq, "swapped", self.now)
         self.stats.swapped_tokens += seq.context_len
         return seq.context_len * self.cost.swap_s_per_token
 

@@ -43,6 +43,15 @@ class Policy:
     def default_name(cls) -> str:
         return "fcfs"
 
+    def set_config(self, config: PolicyConfig) -> None:
+        """New knobs for the same policy and level ladder (`reconfigure.reconfigured` checks that):
+        what is derived from them is rebuilt, what was learned (trust, lengths, costs) is kept."""
+        self.config = config
+        self.budget.retune(config.max_swap_fraction)
+        self.trust.retune(config.min_prediction_rho)
+        if not config.keep_longest:
+            self._anchor = None
+
     # --- events -----------------------------------------------------------------------------
     def on_arrival(self, seq: SeqState, now: float) -> None:
         seq.phase = Phase.WAITING
@@ -68,12 +77,10 @@ class Policy:
         """The request's predicted length, while predictions have been shown to rank lengths."""
         return seq.predicted_len if self.trust.trusted else None
 
-    def on_preempted(self, seq: SeqState, mode: str | bool, now: float) -> None:
-        """The driver reports each preemption it carried out: "paused" (KV kept on the device),
-        "swapped" (KV in a host tier) or "recomputed" (KV freed; set `cached_len` to what prefix
-        survives afterwards). A bool is still accepted for one release: True = swapped."""
-        if isinstance(mode, bool):
-            mode = "swapped" if mode else "recomputed"
+    def on_preempted(self, seq: SeqState, mode: str, now: float) -> None:
+        """Each preemption carried out: "paused" (KV kept on the device), "swapped" (KV in a host
+        tier) or "recomputed" (KV freed; `cached_len` is then set to what prefix survives). The
+        step reports the plan's; a driver reports only the engine's own last-resort ones."""
         if mode not in PREEMPT_MODES:
             raise ValueError(f"preemption mode must be one of {sorted(PREEMPT_MODES)}, got {mode!r}")
         seq.phase = PREEMPT_MODES[mode]
@@ -177,8 +184,8 @@ class Policy:
 
     def candidates(self, waiting: list[SeqState], slots: int, now: float) -> list[SeqState]:
         """What to pass `plan` from a long queue: every paused request and the best `window(slots)`
-        of the rest. Short queues come back whole."""
-        self.before_plan(waiting, now)
+        of the rest (`slots`: those free under the active cap). Short queues come back whole. Call
+        `before_plan` first (`step` does), so promoted requests are seen at their new level."""
         n = self.window(slots)
         if len(waiting) <= n:
             return waiting
@@ -188,7 +195,12 @@ class Policy:
 
     # --- the decision -----------------------------------------------------------------------
     def plan(self, running: list[SeqState], waiting: list[SeqState], cap: Capacity, now: float) -> Plan:
-        """`running`: the active batch; `waiting`: waiting, paused and swapped requests."""
-        self.budget.refill(now)
+        """`running`: the active batch; `waiting`: waiting, paused and swapped requests. Drivers
+        call `engine.policy.step.step`, which runs `before_plan` once and then `decide`."""
         self.before_plan(waiting, now)
+        return self.decide(running, waiting, cap, now)
+
+    def decide(self, running: list[SeqState], waiting: list[SeqState], cap: Capacity, now: float) -> Plan:
+        """The plan, with waiting requests' standing already brought up to date (`before_plan`)."""
+        self.budget.refill(now)
         return Planner(self, running, waiting, cap, now).build()

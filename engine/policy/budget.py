@@ -7,7 +7,7 @@ class SwapBudget:
     """Refills at `fraction` per wall second, holds `horizon_s` worth."""
 
     def __init__(self, fraction: float, horizon_s: float = 10.0):
-        self.fraction = fraction
+        self.fraction, self.horizon_s = fraction, horizon_s
         self.capacity = fraction * horizon_s
         self.level = self.capacity
         self.last: float | None = None
@@ -22,3 +22,9 @@ class SwapBudget:
             return False
         self.level -= seconds
         return True
+
+    def retune(self, fraction: float) -> None:
+        """A new share (a live knob change): what is left carries over, up to the new capacity."""
+        self.fraction = fraction
+        self.capacity = fraction * self.horizon_s
+        self.level = min(self.level, self.capacity)

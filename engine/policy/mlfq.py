@@ -122,8 +122,11 @@ class MLFQPolicy(Policy):
             return seq.last_run + after
         return seq.last_run + after + max(long - self.expected_remaining(seq), 0.0) * self.costs.step_s
 
-    def before_plan(self, waiting: list[SeqState], now: float) -> None:
+    def decide(self, *args, **kwargs):
         self._natural = None
+        return super().decide(*args, **kwargs)
+
+    def before_plan(self, waiting: list[SeqState], now: float) -> None:
         after = self.promote_after()
         if after is None:
             return

@@ -51,3 +51,9 @@ class PredictionTrust:
             self.rho = spearman(list(xs), list(ys))
             self.trusted = self.rho >= self.min_rho
             self._since = 0
+
+    def retune(self, min_rho: float) -> None:
+        """A new threshold (a live knob change), judged at once on the correlation measured so far."""
+        self.min_rho = min_rho
+        if self.rho is not None:
+            self.trusted = self.rho >= min_rho

@@ -10,10 +10,10 @@ from engine.policy import PolicyConfig, SeqState, make_policy
 def run(config: PolicyConfig, cost, n=120):
     policy = make_policy(config, costs=cost.estimates())
     decided, carried = [], []
-    plan, on_preempted = policy.plan, policy.on_preempted
+    decide, on_preempted = policy.decide, policy.on_preempted
 
     def recording_plan(*args):
-        p = plan(*args)
+        p = decide(*args)
         decided.extend((s.rid, "paused") for s in p.preempt)
         decided.extend((s.rid, "swapped") for s in p.evict)
         return p
@@ -22,7 +22,7 @@ def run(config: PolicyConfig, cost, n=120):
         carried.append((seq.rid, mode))
         on_preempted(seq, mode, now)
 
-    policy.plan, policy.on_preempted = recording_plan, recording_preempted
+    policy.decide, policy.on_preempted = recording_plan, recording_preempted
     sim = EngineSim(policy, cost)
     w = generate("sharegpt-heavy", n, rate=1e9, seed=4)  # everything at once: the KV fills
     for i in range(n):

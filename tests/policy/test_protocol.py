@@ -136,16 +136,16 @@ def test_max_active_caps_the_batch_and_pauses_the_excess():
 
 def test_preemption_modes():
     p = mlfq()
-    for mode, phase in (("paused", Phase.PAUSED), ("swapped", Phase.SWAPPED), ("recomputed", Phase.WAITING),
-                        (True, Phase.SWAPPED), (False, Phase.WAITING)):
+    for mode, phase in (("paused", Phase.PAUSED), ("swapped", Phase.SWAPPED), ("recomputed", Phase.WAITING)):
         s = newcomer(p)
         s.cached_len = 10
         p.on_preempted(s, mode, 12.0)
         assert s.phase is phase and s.preemptions == 1
         assert (s.cached_len == 0) == (phase is Phase.WAITING)
         assert (s.evicted_at == 12.0) == (phase is not Phase.PAUSED)
-    with pytest.raises(ValueError):
-        p.on_preempted(newcomer(p), "dropped", 12.0)
+    for bad in ("dropped", True):  # the bool shim is gone
+        with pytest.raises(ValueError):
+            p.on_preempted(newcomer(p), bad, 12.0)
 
 
 def test_next_event_time_is_the_promotion_deadline():
