@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,81 @@ def test_shipped_seed_model_loads_and_predicts():
     assert seed.version == 0 and seed.dim == 576 and seed.choice in ("ridge", "ordinal")
     length, p90 = seed.predict_hidden(np.zeros(576))
     assert 1 <= length <= p90
+
+
+def _tampered(bundle: ModelBundle, model: str, name: str, value) -> str:
+    """`bundle`'s JSON with one array of one model replaced (as a bad trainer or a person could)."""
+    from predictor.arrays import encode_array
+
+    d = json.loads(bundle.to_json())
+    d["models"][model][name] = encode_array(np.asarray(value, float))
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("model,name,value", [
+    ("ridge", "w", np.ones(7)),  # weight length differs from the mean's: predicting would raise
+    ("ridge", "mu", np.full(8, np.nan)),
+    ("ridge", "sd", np.zeros(8)),
+    ("ordinal", "w", np.ones((8, 5))),
+    ("ordinal", "reps", np.ones(3)),
+])
+def test_a_bundle_that_cannot_predict_is_refused(model, name, value):
+    with pytest.raises(ValueError, match=model):
+        ModelBundle.from_json(_tampered(_bundle(), model, name, value))
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'{"format": 1}', b'{"format": 1, "feature": 3}', b"null"])
+def test_malformed_bundles_are_value_errors(raw):
+    with pytest.raises(ValueError):
+        ModelBundle.from_json(raw)
+
+
+BAD_MODELS = [b"not json", b"[1, 2]", _tampered(_bundle(), "ridge", "w", np.ones(7)).encode()]
+
+
+@pytest.mark.parametrize("raw", BAD_MODELS)
+async def test_gateways_and_engines_keep_the_last_good_bundle_and_report_the_bad_one(
+        raw, redis_client, redis_server):
+    from engine.vllm.hidden_predict import EngineModel
+
+    store = ModelStore(redis_client, refresh_s=0.0)
+    engine = EngineModel(redis_server.url, seed=None)
+    await publish(redis_client, _bundle())
+    assert (await store.current()).version == 1 and engine.refresh() and engine.version == 1
+    await redis_client.incr("skipjoin:predictor:model:version")
+    await redis_client.set("skipjoin:predictor:model", raw)
+    assert (await store.current()).version == 1 and store.rejected["version"] == 2
+    assert not engine.refresh() and engine.version == 1 and engine.rejected["version"] == 2
+    x = np.random.default_rng(3).normal(size=8)
+    assert engine.predict({"layers": [3], "last": [x.tolist()]}, None).predicted >= 1  # still predicts
+    await redis_client.set("skipjoin:predictor:model:version", b"garbage")
+    assert (await store.current()).version == 1 and not engine.refresh() and engine.version == 1
+    await redis_client.set("skipjoin:predictor:model:version", 2)
+    assert await publish(redis_client, _bundle(2)) == 3
+    assert (await store.current()).version == 3 and store.rejected is None
+    assert engine.refresh() and engine.version == 3 and engine.rejected is None
+
+
+def test_the_prefix_memory_keeps_the_uncapped_prediction(redis_server):
+    """One `max_tokens: 1` request must not make every later request with its prefix look 1 token long."""
+    import redis
+
+    from engine.vllm.hidden_predict import EngineModel, write
+    from predictor.prefix_memory import PrefixMemory, memory_key
+    from wire.xargs import PREDICT, PREDICT_PREFIX
+
+    engine = EngineModel(None, seed=_bundle())
+    hidden = {"layers": [3], "last": [np.random.default_rng(4).normal(size=8).tolist()]}
+    full = engine.predict(hidden, None)
+    capped = engine.predict(hidden, 1)
+    assert capped.predicted == 1 and full.predicted > 1  # the policy sees the cap; the memory must not
+    prefix = PrefixMemory(None, 1).prefix("a shared system prompt")
+    r = redis.Redis.from_url(redis_server.url)
+    pipe = r.pipeline(transaction=False)
+    write(pipe, {PREDICT: "job1", PREDICT_PREFIX: prefix}, hidden, capped)
+    write(pipe, {PREDICT: "job2", PREDICT_PREFIX: "../../skipjoin:queue"}, hidden, capped)  # names no key
+    pipe.execute()
+    stored = json.loads(r.get(memory_key(prefix, capped.version)))
+    assert stored["length"] == pytest.approx(full.predicted)
+    assert r.keys("*skipjoin:queue*") == []
+    r.close()
