@@ -1,6 +1,8 @@
 """Side by side, one run: plain vLLM vs skipjoin's gateway in front of it vs full skipjoin.
 
     python -m bench.peer --workloads heavy-bursts,light,saturation -n 60 --repeats 2
+    python -m bench.peer --lengths chat -n 120 --kv-requests 13 --workloads saturation,heavy-bursts \
+        --loads 0.9,1.2 --repeats 3          # contended: KV holds ~13 requests, load vs capacity
 
 Arms, all on the same vLLM build and model, through the same OpenAI client code:
 - `vllm`: plain vLLM (its own scheduler, every request at the same priority: FCFS), direct;
@@ -9,6 +11,12 @@ Arms, all on the same vLLM build and model, through the same OpenAI client code:
 - `skipjoin`: the gateway → vLLM with skipjoin's scheduler inside (MLFQ, pause in place).
 Each workload runs every arm `--repeats` times, the order reversed on every other repeat; the
 table shows the median and the spread (min–max) of each metric, and ratios to `vllm`.
+
+The regime (`bench.regime`) travels with every result: both engines get the same KV budget
+(`--kv-blocks`, or `--kv-requests`: about that many requests of the workload's mean context, as
+vLLM's `--num-gpu-blocks-override`) and slot limit (`--max-num-seqs`); with `--loads`, each
+rate-driven workload runs at those fractions of the capacity measured in this run (plain vLLM's
+sustained requests/s on the `saturation` workload, `bench.regime.sustained_rps`, first repeat).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load import one
+from bench.regime import LENGTHS, blocks_for, load_label, requests_worth, split_label, sustained_rps
 from bench.sim_metrics import summarize
 from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
 from router.procs import spawn, stop, wait_healthy
@@ -46,6 +56,7 @@ class Shape:
 
 
 def shapes(args: argparse.Namespace) -> dict[str, Shape]:
+    """Output shapes at the given mean rates (`--loads` replaces the rate by a share of capacity)."""
     heavy = LengthSpec(args.mean_output, 2.0, 2, args.max_output)
     light = LengthSpec(args.mean_output, 0.7, 2, args.max_output)
     return {
@@ -55,9 +66,53 @@ def shapes(args: argparse.Namespace) -> dict[str, Shape]:
     }
 
 
-def workload(name: str, shape: Shape, n: int, seed: int, prompt: LengthSpec) -> Workload:
+def prompt_spec(args: argparse.Namespace) -> LengthSpec:
+    lengths = LENGTHS[args.lengths]
+    return LengthSpec(args.mean_prompt, lengths.prompt_cv, 8, lengths.prompt_max)
+
+
+def resolve_lengths(args: argparse.Namespace) -> argparse.Namespace:
+    """Length flags left unset take the `--lengths` preset's values."""
+    preset = LENGTHS[args.lengths]
+    for flag in ("mean_prompt", "mean_output", "max_output"):
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(preset, flag))
+    return args
+
+
+def kv_blocks(args: argparse.Namespace) -> int | None:
+    if args.kv_blocks is not None:
+        return args.kv_blocks
+    return blocks_for(args.kv_requests, LENGTHS[args.lengths]) if args.kv_requests else None
+
+
+def regime(args: argparse.Namespace, capacity_rps: float | None) -> dict:
+    blocks = kv_blocks(args)
+    preset = LENGTHS[args.lengths]
+    return {"lengths": args.lengths, "lengths_note": preset.note, "mean_prompt": args.mean_prompt,
+            "mean_output": args.mean_output, "kv_blocks": blocks,
+            "kv_tokens": blocks * 32 if blocks else None,
+            "kv_requests_worth": round(requests_worth(blocks, preset), 1) if blocks else None,
+            "max_num_seqs": args.max_num_seqs, "capacity_rps": capacity_rps}
+
+
+def labels(args: argparse.Namespace, names: list[str], all_shapes: dict[str, Shape]) -> list[str]:
+    """Workload labels to run, e.g. `heavy-bursts@0.9` for each `--loads` value."""
+    loads = [float(x) for x in args.loads.split(",") if x] if args.loads else []
+    out = []
+    for name in names:
+        if all_shapes[name].rate is None or not loads:
+            out.append(name)
+        else:
+            out.extend(load_label(name, x) for x in loads)
+    return out
+
+
+def workload(name: str, shape: Shape, n: int, seed: int, prompt: LengthSpec,
+             rate: float | None = None) -> Workload:
+    """`rate` (requests/s) overrides the shape's, keeping its bursts."""
     rng = np.random.default_rng(seed)
-    arrival = poisson_arrivals(rng, n, shape.rate or 1.0, shape.bursts)
+    arrival = poisson_arrivals(rng, n, rate or shape.rate or 1.0, shape.bursts)
     w = make_workload(arrival, prompt.sample(rng, n), shape.output.sample(rng, n), name=name)
     return all_at_once(w) if shape.rate is None else w
 
@@ -75,13 +130,19 @@ class Deployment:
         self.redis = RedisServer().start()
         engine = [sys.executable, "-m", "engine.vllm.launch", "--kv-cache-gib", str(a.kv_cache_gib),
                   "--max-model-len", "2048"]
+        vllm_args = []  # the same memory for both engines
+        if kv_blocks(a):
+            vllm_args += ["--num-gpu-blocks-override", str(kv_blocks(a))]
+        if a.max_num_seqs:
+            vllm_args += ["--max-num-seqs", str(a.max_num_seqs)]
         stock_port, sj_port, self.control_port = free_port(), free_port(), free_port()
         # One at a time: two first starts on two cores take longer than one after the other.
         for name, port, extra in (("stock", stock_port, ["--stock"]),
                                   ("skipjoin", sj_port, ["--policy-json", a.policy_json,
                                                          "--redis-url", self.redis.url,
                                                          "--control-port", str(self.control_port)])):
-            proc = spawn(engine + ["--port", str(port), *extra], self.logs / f"engine-{name}.log")
+            cmd = engine + ["--port", str(port), *extra] + (["--", *vllm_args] if vllm_args else [])
+            proc = spawn(cmd, self.logs / f"engine-{name}.log")
             self.procs.append(proc)
             wait_healthy(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
         self.urls["vllm"] = f"http://127.0.0.1:{stock_port}"
@@ -134,7 +195,8 @@ async def run_arm(url: str, w: Workload, timeout_s: float) -> dict:
 
         await asyncio.gather(*(fire(i) for i in range(n)))
     s = summarize(w.arrival, first, done, w.output_len).to_dict()
-    return {**s, "failed": int(np.isnan(done).sum())}
+    return {**s, "failed": int(np.isnan(done).sum()), 
+            "sustained_rps": sustained_rps(first - w.arrival.min(), done - w.arrival.min(), w.output_len)}
 
 
 def median_spread(values: list[float]) -> tuple[float, float, float]:
@@ -151,6 +213,8 @@ def report(results: dict[str, dict[str, list[dict]]], console: Console) -> dict:
         base = {m: median_spread([r[m] for r in arms["vllm"]])[0] for m in METRICS}
         out[wl] = {}
         for arm, runs in arms.items():
+            if not runs:  # e.g. the capacity run: plain vLLM alone
+                continue
             row, cells = {}, [arm]
             for m in METRICS:
                 med, lo, hi = median_spread([r[m] for r in runs])
@@ -171,17 +235,80 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-n", "--requests", type=int, default=60)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--mean-output", type=float, default=48.0)
-    p.add_argument("--max-output", type=int, default=512)
-    p.add_argument("--mean-prompt", type=float, default=64.0)
+    p.add_argument("--lengths", choices=sorted(LENGTHS), default="short",
+                   help="length shape (bench.regime); the three flags below override its values")
+    p.add_argument("--mean-output", type=float, default=None)
+    p.add_argument("--max-output", type=int, default=None)
+    p.add_argument("--mean-prompt", type=float, default=None)
     p.add_argument("--heavy-rate", type=float, default=2.0, help="requests/s (mean; bursts run 2.5x)")
     p.add_argument("--light-rate", type=float, default=2.0, help="requests/s (~0.8 of capacity)")
     p.add_argument("--policy-json", default="{}", help="skipjoin's knobs for the skipjoin arm")
     p.add_argument("--predictor", default="auto", help="the skipjoin arm's gateway predictor")
     p.add_argument("--kv-cache-gib", type=float, default=2.0)
+    p.add_argument("--kv-blocks", type=int, default=None,
+                   help="KV budget of both engines in 32-token blocks (vLLM's --num-gpu-blocks-override)")
+    p.add_argument("--kv-requests", type=float, default=None,
+                   help="KV budget as about this many requests of the workload's mean context")
+    p.add_argument("--max-num-seqs", type=int, default=None, help="slot limit of both engines")
+    p.add_argument("--loads", default=None,
+                   help="comma list of loads as fractions of the capacity measured in this run")
+    p.add_argument("--capacity-rps", type=float, default=None,
+                   help="capacity for --loads (default: measured on the saturation workload)")
     p.add_argument("--timeout-s", type=float, default=900.0)
     p.add_argument("--out", default="results/peer.json")
-    return p.parse_args(argv)
+    return resolve_lengths(p.parse_args(argv))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip()
+    except OSError:
+        return ""
+
+
+class Runner:
+    """Runs one workload label on every arm, in the given order, and keeps the results."""
+
+    def __init__(self, args: argparse.Namespace, dep: Deployment, console: Console):
+        self.args, self.dep, self.console = args, dep, console
+        self.shapes, self.prompt = shapes(args), prompt_spec(args)
+        self.capacity_rps: float | None = args.capacity_rps
+        self.results: dict[str, dict[str, list[dict]]] = {}
+
+    def build(self, label: str) -> Workload:
+        name, load = split_label(label)
+        rate = None
+        if load is not None:
+            if self.capacity_rps is None:
+                self.measure_capacity()
+            rate = load * self.capacity_rps
+        w = workload(name, self.shapes[name], self.args.requests, self.args.seed, self.prompt, rate)
+        return w.replace(name=label)
+
+    def measure_capacity(self) -> None:
+        """Plain vLLM's requests/s with everything queued at once (recorded as `saturation`)."""
+        self.run(workload("saturation", self.shapes["saturation"], self.args.requests, self.args.seed,
+                          self.prompt), "saturation", ("vllm",), rep=0)
+        self.capacity_rps = float(self.results["saturation"]["vllm"][0]["sustained_rps"])
+        self.console.print(f"capacity: {self.capacity_rps:.3f} requests/s (plain vLLM, everything at once)")
+
+    def run(self, w: Workload, label: str, arms: tuple[str, ...], rep: int) -> None:
+        for arm in arms:
+            before = self.dep.engine_counts()
+            r = asyncio.run(run_arm(self.dep.urls[arm], w, self.args.timeout_s))
+            after = self.dep.engine_counts()
+            r["engine"] = {k: after[k] - before[k] for k in after}
+            self.results.setdefault(label, {a: [] for a in ARMS})[arm].append(r)
+            self.console.print(f"[{rep}] {label:<18} {arm:<9} mean {r['mean']:.2f}s p99 {r['p99']:.2f}s "
+                               f"ttft {r['ttft_mean']:.2f}s {r['tokens_per_s']:.1f} tok/s "
+                               f"failed {r['failed']} engine {r['engine']}")
+
+    def repeat(self, label: str, rep: int) -> None:
+        order = ARMS if rep % 2 == 0 else tuple(reversed(ARMS))
+        done = {a for a, runs in self.results.get(label, {}).items() if len(runs) > rep}
+        self.run(self.build(label), label, tuple(a for a in order if a not in done), rep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,32 +319,31 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(all_shapes)
     if unknown:
         raise SystemExit(f"unknown workloads {sorted(unknown)}; choose from {sorted(all_shapes)}")
-    prompt = LengthSpec(args.mean_prompt, 0.5, 8, 1024)
+    todo = labels(args, names, all_shapes)
     logs = Path(tempfile.mkdtemp(prefix="skipjoin-peer-"))
-    results: dict[str, dict[str, list[dict]]] = {w: {a: [] for a in ARMS} for w in names}
+    out = Path(args.out)
     with Deployment(args, logs) as dep:
+        runner = Runner(args, dep, console)
+        console.print(f"regime: {regime(args, args.capacity_rps)}")
         # One unrecorded pass per arm first: the first requests after start pay one-off costs.
-        warm = workload(names[0], all_shapes[names[0]], min(args.requests, 16), args.seed + 1, prompt)
+        warm = workload(names[0], all_shapes[names[0]], min(args.requests, 16), args.seed + 1, runner.prompt)
         for arm in ARMS:
             asyncio.run(run_arm(dep.urls[arm], all_at_once(warm), args.timeout_s))
         for rep in range(args.repeats):
-            for wl in names:
-                w = workload(wl, all_shapes[wl], args.requests, args.seed, prompt)
-                order = ARMS if rep % 2 == 0 else tuple(reversed(ARMS))
-                for arm in order:
-                    before = dep.engine_counts()
-                    r = asyncio.run(run_arm(dep.urls[arm], w, args.timeout_s))
-                    after = dep.engine_counts()
-                    r["engine"] = {k: after[k] - before[k] for k in after}
-                    results[wl][arm].append(r)
-                    console.print(f"[{rep}] {wl:<13} {arm:<9} mean {r['mean']:.2f}s p99 {r['p99']:.2f}s "
-                                  f"ttft {r['ttft_mean']:.2f}s {r['tokens_per_s']:.1f} tok/s "
-                                  f"failed {r['failed']} engine {r['engine']}")
-    summary = report(results, console)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"args": vars(args), "runs": results, "summary": summary}, indent=1))
+            for label in todo:
+                runner.repeat(label, rep)
+                save(out, args, runner, None)  # a cut-off run keeps what it measured
+    summary = report(runner.results, console)
+    save(out, args, runner, summary)
     console.print(f"logs in {logs}; results in {args.out}")
     return 0 if all(a["failed"] == 0 for s in summary.values() for a in s.values()) else 1
+
+
+def save(out: Path, args: argparse.Namespace, runner: Runner, summary: dict | None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"args": vars(args), "commit": git_commit(), "regime": regime(args, runner.capacity_rps),
+           "runs": runner.results, "summary": summary}
+    out.write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":

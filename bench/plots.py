@@ -31,3 +31,32 @@ def latency_vs_load(rows: list[dict], path: str | Path, title: str = "") -> Path
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def regime_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Mean, p99, TTFT p50 and TTFT p99 against load, one line per arm (rows as `latency_vs_load`'s,
+    with 'ttft_p50' and 'ttft_p99'; a row may carry 'lo'/'hi' dicts of the spread over repeats)."""
+    panels = (("mean", "mean latency (s)"), ("p99", "p99 latency (s)"),
+              ("ttft_p50", "TTFT p50 (s)"), ("ttft_p99", "TTFT p99 (s)"))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for arm in dict.fromkeys(r["policy"] for r in rows):
+        pts = sorted((r for r in rows if r["policy"] == arm), key=lambda r: r["load"])
+        loads = [r["load"] for r in pts]
+        for ax, (key, _) in zip(axes, panels, strict=True):
+            ys = [r[key] for r in pts]
+            line = ax.plot(loads, ys, marker="o", label=arm)[0]
+            if all("lo" in r and key in r["lo"] for r in pts):
+                ax.fill_between(loads, [r["lo"][key] for r in pts], [r["hi"][key] for r in pts],
+                                color=line.get_color(), alpha=0.15)
+    for ax, (_, what) in zip(axes, panels, strict=True):
+        ax.set_xlabel("load (share of measured capacity)")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -45,6 +45,58 @@ def test_peer_sim_compares_with_a_live_run(tmp_path, capsys):
     path.write_text(json.dumps(live))
     rc = peer_sim.main(["--live", str(path)])
     out = capsys.readouterr().out
-    assert "simulator vs live" in out and "bound cap none" in out
+    assert "simulator vs live" in out and "gateway" in out and "bound" in out
     worst = float(out.split("worst |sim/live - 1| over arms:")[1].split()[0])
     assert rc == (0 if worst <= 0.25 else 1)
+
+
+def test_regime_sizes_the_kv_budget_in_requests_of_the_mean_context():
+    from bench.regime import LENGTHS, blocks_for, mean_context, requests_worth
+
+    chat = LENGTHS["chat"]
+    assert mean_context(chat) == 200 + 31 + 80
+    blocks = blocks_for(13, chat)
+    assert blocks * 32 >= 13 * mean_context(chat) > (blocks - 1) * 32
+    assert requests_worth(blocks, chat) == pytest.approx(13, abs=0.2)
+
+
+def test_sustained_rate_counts_tokens_until_the_queue_empties_not_the_tail():
+    from bench.regime import sustained_rps
+
+    # Two slots, four requests of 10 tokens at 1 token/s, then one of 100 running alone.
+    first = np.array([0.0, 0.0, 10.0, 10.0, 20.0])
+    done = np.array([10.0, 10.0, 20.0, 20.0, 120.0])
+    out = np.array([10, 10, 10, 10, 100])
+    # 40 tokens by t=20 (the last first token): 2 tokens/s over a mean answer of 28 tokens.
+    assert sustained_rps(first, done, out) == pytest.approx(40 / 20 / 28)
+    assert sustained_rps(first, done, out) > len(out) / done.max()  # the makespan understates it
+
+
+def test_peer_labels_expand_loads_and_pass_the_memory_to_both_engines():
+    from bench import peer
+
+    args = peer.parse_args(["--lengths", "chat", "--kv-requests", "13", "--max-num-seqs", "32",
+                            "--workloads", "saturation,heavy-bursts", "--loads", "0.9,1.2"])
+    assert args.mean_prompt == 200 and args.mean_output == 160 and args.max_output == 1024
+    assert peer.labels(args, ["saturation", "heavy-bursts"], peer.shapes(args)) == \
+        ["saturation", "heavy-bursts@0.9", "heavy-bursts@1.2"]
+    reg = peer.regime(args, 0.5)
+    assert reg["kv_blocks"] == peer.kv_blocks(args) and reg["kv_requests_worth"] == pytest.approx(13, abs=0.2)
+    w = peer.workload("heavy-bursts", peer.shapes(args)["heavy-bursts"], 200, 1, peer.prompt_spec(args), 0.5)
+    assert w.rate == pytest.approx(0.5, rel=0.25)
+
+
+def test_peer_sim_sweeps_load_against_simulated_capacity(tmp_path, capsys):
+    out, png = tmp_path / "sim.json", tmp_path / "curves.png"
+    peer_args = "--lengths chat -n 40 --kv-requests 8 --workloads saturation,heavy-bursts --loads 0.5,1.2"
+    rc = peer_sim.main(["--peer-args", peer_args, "--caps", "", "--out", str(out), "--plot", str(png)])
+    assert rc == 0 and png.stat().st_size > 10_000
+    doc = json.loads(out.read_text())
+    assert doc["capacity_rps"] > 0
+    assert set(doc["summaries"]) == {"saturation", "heavy-bursts@0.5", "heavy-bursts@1.2"}
+    for label, arms in doc["summaries"].items():
+        assert set(arms) == {"vllm", "gateway", "skipjoin", "bound"}
+        assert all(a["completed"] == 40 for a in arms.values()), label
+    # Queueing grows with load, for plain vLLM at least.
+    s = doc["summaries"]
+    assert s["heavy-bursts@1.2"]["vllm"]["mean"] > s["heavy-bursts@0.5"]["vllm"]["mean"]
