@@ -12,6 +12,8 @@ from router.records import Outcome
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 # log(predicted / served): 0 is exact; ±0.69 is off by 2x, ±2.3 by 10x.
+# Seconds per output token after the first (decode pace).
+_TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
 _LOG_RATIO_BUCKETS = (-3.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 LENGTH_BUCKETS = (64, 256, 1024)  # predicted-length label edges (tokens)
 RECENT = 256  # latencies kept per class for the dashboard
@@ -42,6 +44,25 @@ class Metrics:
         )
         self.ttft = Histogram(
             "skipjoin_ttft_seconds", "Enqueue to first token", by, buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.e2e = Histogram(
+            "skipjoin_e2e_seconds", "Enqueue to last token (as the engine answered)", by,
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.tpot = Histogram(
+            "skipjoin_tpot_seconds", "Time per output token after the first", ["cls"],
+            buckets=_TPOT_BUCKETS, registry=r,
+        )
+        # Tokens by tenant too: counters only (a histogram per tenant would multiply the series).
+        self.prompt_tokens = Counter(
+            "skipjoin_prompt_tokens_total", "Prompt tokens served", ["cls", "tenant"], registry=r
+        )
+        self.output_tokens = Counter(
+            "skipjoin_output_tokens_total", "Output tokens served", ["cls", "tenant"], registry=r
+        )
+        self.predicted_tokens = Counter(
+            "skipjoin_predicted_tokens_total", "Output tokens predicted for the requests served",
+            ["cls"], registry=r,
         )
         self.predictor_error = Histogram(
             "skipjoin_predictor_log_ratio",
@@ -87,6 +108,14 @@ class Metrics:
             ttft = max(0.0, out.first_token_at - job.enqueued_wall)
             self.ttft.labels(job.cls, length_bucket(job.predicted)).observe(ttft)
             self.recent_ttft.setdefault(job.cls, deque(maxlen=RECENT)).append(ttft)
+        bucket = length_bucket(job.predicted)
+        self.e2e.labels(job.cls, bucket).observe(max(0.0, out.finished_at - job.enqueued_wall))
+        if out.first_token_at is not None and out.output_tokens > 1:
+            pace = (out.finished_at - out.first_token_at) / (out.output_tokens - 1)
+            self.tpot.labels(job.cls).observe(max(0.0, pace))
+        self.prompt_tokens.labels(job.cls, job.tenant).inc(out.prompt_tokens)
+        self.output_tokens.labels(job.cls, job.tenant).inc(out.output_tokens)
+        self.predicted_tokens.labels(job.cls).inc(max(0.0, job.predicted))
         served = max(1, out.output_tokens)
         censored = out.finish_reason == "length"
         ratio = math.log(max(1.0, job.predicted) / served)

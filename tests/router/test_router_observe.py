@@ -118,3 +118,32 @@ def test_serve_says_where_it_is_ready_warns_on_misspelt_settings_and_logs_json(r
     assert len(hit) == 1
     assert hit[0]["method"] == "POST" and hit[0]["path"] == "/v1/completions" and hit[0]["status"] == 200
     assert hit[0]["ms"] > 0 and hit[0]["bytes"] > 0
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels` (0 if none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            got = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(got.get(k) == v for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_latency_and_token_metrics_by_class_and_tenant(redis_server):
+    with upstream() as up, gateway(redis_server.url, up.url) as gw:
+        for stream in (False, True):
+            body = {"prompt": "one two three", "max_tokens": 5, "stream": stream}
+            headers = {"X-Skipjoin-Tenant": "acme", "X-Skipjoin-Class": "batch"}
+            with httpx.stream("POST", gw.url + "/v1/completions", json=body, headers=headers) as resp:
+                assert resp.status_code == 200
+                resp.read()
+        wait_for(lambda: "skipjoin_e2e_seconds_count" in httpx.get(gw.url + "/metrics").text)
+        wait_for(lambda: _sample(httpx.get(gw.url + "/metrics").text, "skipjoin_output_tokens_total",
+                                 tenant="acme") == 10)
+        text = httpx.get(gw.url + "/metrics").text
+    assert _sample(text, "skipjoin_e2e_seconds_count", cls="batch") == 2
+    assert _sample(text, "skipjoin_tpot_seconds_count", cls="batch") == 2
+    assert _sample(text, "skipjoin_prompt_tokens_total", cls="batch", tenant="acme") > 0
+    assert _sample(text, "skipjoin_predicted_tokens_total", cls="batch") > 0
