@@ -2,7 +2,8 @@
 
 The same parts as the vLLM backend (`engine.control`), the same environment variables. SGLang runs
 the plugin in each of its processes; only the scheduler plans, so the threads start on its first
-pass, and knob changes are applied by the scheduler thread at the start of a pass.
+pass, on the leader rank alone. A knob change goes out with the leader's next request broadcast
+and is applied by every rank's scheduler thread at the start of the same pass.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ class Control:
         return cls(driver, driver.policy.config, url, replica) if url else None
 
     def start(self) -> None:
+        """On the leader rank only: it alone proposes knobs (they reach the others through SGLang's
+        broadcast) and publishes the replica's stats."""
         from engine.control import KnobWatcher, StatsPublisher
+
+        if self.driver.rank != 0:
+            return
 
         self.watcher = KnobWatcher(self.redis_url, self.on_knobs).start()
         self.publisher = StatsPublisher(self.redis_url, self.replica_id)
@@ -50,7 +56,7 @@ class Control:
     def on_knobs(self, knobs: dict, version: int) -> None:
         """Knobs are changes to the launch config; a bad set raises (the watcher logs it)."""
         self.driver.request_config(self.base.updated(knobs))
-        log.info("policy knobs version %s queued for the next pass", version)
+        log.info("policy knobs version %s queued for every rank's next pass", version)
 
     def snapshot(self) -> dict:
         p = self.driver.policy

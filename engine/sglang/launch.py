@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from engine.policy import POLICY_NAMES
 from engine.sglang.control import REDIS_ENV, REPLICA_ENV
-from engine.sglang.plugin import POLICY_ENV, policy_config
+from engine.sglang.plugin import POLICY_ENV, entry_point_problem, policy_config
 from engine.sglang.version import SGLangVersionError, check_version, installed_version
 
 
@@ -59,6 +59,9 @@ def embedded(model: str, probe_layer: int | None = None, policy: str = "{}", **o
 
     check_version(installed_version())
     policy_config({POLICY_ENV: policy})
+    problem = entry_point_problem(dict(os.environ))
+    if problem:
+        raise RuntimeError(f"SGLang would run without skipjoin's policy: {problem}")
     os.environ[POLICY_ENV] = policy
     kwargs: dict[str, object] = {
         name[2:].replace("-", "_"): (values[0] if values else True)
@@ -112,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw = policy_json(args)
     except (ImportError, SGLangVersionError, ValueError) as exc:
         print(f"skipjoin engine: {exc}", file=sys.stderr)
+        return 2
+    problem = entry_point_problem(dict(os.environ))
+    if problem:  # SGLang would serve stock scheduling: refuse before it starts
+        print(f"skipjoin engine: SGLang would run without skipjoin's policy: {problem}", file=sys.stderr)
         return 2
     flags = sglang_flags(args.model, args.probe_layer, extra, args.host, args.port)
     cmd = [sys.executable, "-m", "sglang.launch_server", *flags]

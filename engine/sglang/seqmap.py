@@ -6,6 +6,7 @@ table has to be kept in step with SGLang's queues.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ from engine.policy import Capacity, Phase, Policy, SeqState
 from wire.xargs import PREDICTED
 
 ATTR = "skipjoin_seq"
+KEPT = "skipjoin_kept"  # KV tokens its last preemption checkpointed into the tree (0: none pending)
 
 
 def seq_of(req: Any) -> SeqState | None:
@@ -38,9 +40,14 @@ def predicted_len(req: Any) -> float | None:
 
     Read once, before the level overwrites `req.priority`; SGLang's "no priority" is sys.maxsize.
     """
-    custom = getattr(req.sampling_params, "custom_params", None) or {}
-    if custom.get(PREDICTED) is not None:
-        return float(custom[PREDICTED])
+    custom = getattr(req.sampling_params, "custom_params", None)
+    if isinstance(custom, dict) and custom.get(PREDICTED) is not None:
+        try:
+            value = float(custom[PREDICTED])
+        except (TypeError, ValueError):
+            value = math.nan  # a client's malformed hint: fall back to the priority
+        if math.isfinite(value) and value >= 0:
+            return value
     prio = req.priority
     if isinstance(prio, int) and 0 <= prio < sys.maxsize:
         return float(prio)
@@ -53,8 +60,9 @@ def mirror_level(req: Any, seq: SeqState) -> None:
 
 
 def sync_waiting(req: Any, seq: SeqState) -> None:
-    """The device prefix SGLang just matched (`calc_priority` matches the waiting queue): for a
-    preempted request it covers generated tokens too, its checkpoint."""
+    """The device prefix last matched (by `calc_priority` where the tree matches fast, by the
+    driver for a preempted request): for a preempted request it covers generated tokens too, its
+    checkpoint, as much of it as the tree still holds."""
     seq.cached_len = min(int(req.prefix_len or 0), seq.context_len)
     if seq.phase is Phase.RUNNING:
         seq.phase = Phase.WAITING

@@ -24,7 +24,7 @@ collect_ignore_glob = [] if _sglang_installed() else ["*"]
 
 
 class Clock:
-    """The driver's clock, moved by hand so that aging is tested without sleeping."""
+    """A wall clock moved by hand: the driver reads one only to measure step times."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -35,7 +35,7 @@ class Clock:
 
 @pytest.fixture(scope="session")
 def hooked():
-    """(driver, clock): skipjoin's hooks applied to this process's SGLang, once."""
+    """skipjoin's hooks applied to this process's SGLang, once (they call the active driver)."""
     import sgl_objects as sgl
 
     from engine.policy import PolicyConfig
@@ -43,26 +43,22 @@ def hooked():
     from engine.sglang.plugin import install
 
     sgl.publish_args()
-    clock = Clock()
-    return install(Driver(PolicyConfig(), clock=clock)), clock
+    return install(Driver(PolicyConfig(), clock=Clock()))
 
 
 @pytest.fixture
-def driver(hooked):
-    """The hooked driver with default knobs and fresh state; tests `configure` what they need."""
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def driver(hooked, clock):
+    """A fresh driver with default knobs, the one the hooks call; tests `configure` what they need."""
     import sgl_objects as sgl
 
     from engine.policy import PolicyConfig
+    from engine.sglang.driver import Driver
+    from engine.sglang.plugin import install
 
-    drv, clock = hooked
     sgl.publish_args()
-    drv.configure(PolicyConfig())
-    drv.admit, drv.victims = set(), []
-    drv.stats = dict.fromkeys(drv.stats, 0)
-    clock.now = 1000.0
-    return drv
-
-
-@pytest.fixture
-def clock(hooked):
-    return hooked[1]
+    return install(Driver(PolicyConfig(), clock=clock))

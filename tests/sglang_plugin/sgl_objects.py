@@ -32,7 +32,8 @@ def publish_args() -> None:
                       schedule_low_priority_values_first=True,
                       priority_scheduling_preemption_threshold=0)
     runtime_context.reset_context()
-    runtime_context.publish(args, role="test")
+    # A scheduler's placement (rank 0 of one), as `run_scheduler_process` publishes it.
+    runtime_context.publish(args, role="test", ranks=runtime_context.SpawnRanks(world_rank=0))
 
 
 @dataclass

@@ -5,10 +5,12 @@ import time
 
 import redis
 import sgl_objects as sgl
+from sglang.srt.managers.scheduler_components.request_receiver import SchedulerRequestReceiver
 
 from engine.policy import PolicyConfig
 from engine.sglang import seqmap
 from engine.sglang.control import REDIS_ENV, REPLICA_ENV, Control
+from engine.sglang.driver import Driver
 from wire import control as keys
 
 
@@ -19,6 +21,12 @@ def wait_for(check, timeout_s=10.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def broadcast(recv_reqs):
+    """What `ingest_requests` runs each loop iteration: the leader's requests to every rank (one
+    rank here, so SGLang's broadcast hands them back)."""
+    return SchedulerRequestReceiver._broadcast_reqs_across_ranks(None, recv_reqs, [])
 
 
 def test_knobs_applied_on_the_next_pass_and_stats_published(driver, redis_server):
@@ -33,7 +41,11 @@ def test_knobs_applied_on_the_next_pass_and_stats_published(driver, redis_server
     try:
         before = seqmap.seq_of(waiting[0]).level
         client.hset(keys.POLICY, mapping={"version": 1, "knobs": json.dumps({"base_quantum": 4})})
-        assert wait_for(lambda: driver.pending is not None)
+        assert wait_for(lambda: driver.proposed is not None)
+        eng.schedule_policy().calc_priority(waiting)
+        assert driver.policy.config.base_quantum == 32  # not before every rank has it
+        assert broadcast([]) == []  # it rides the broadcast, and is taken out of it
+        assert driver.proposed is None and driver.pending is not None
         assert driver.policy.config.base_quantum == 32  # not mid-pass: only at the next one
         eng.schedule_policy().calc_priority(waiting)
         assert driver.policy.config.base_quantum == 4 and driver.pending is None
@@ -50,6 +62,23 @@ def test_knobs_applied_on_the_next_pass_and_stats_published(driver, redis_server
     finally:
         ctl.stop()
         client.close()
+
+
+def test_knobs_reach_every_rank_at_the_same_pass(hooked, clock):
+    """Only the leader (the rank that read the requests) sends its proposal; a follower's own
+    proposal, from its own Redis watcher, is never used."""
+    leader, follower = (Driver(PolicyConfig(), clock=clock, ranks=2) for _ in range(2))
+    leader.request_config(PolicyConfig(max_active=3))
+    follower.request_config(PolicyConfig(max_active=7))
+    # SGLang's own function on the leader (one rank in this process: what it would send);
+    # the follower receives that list (the network between them is the one stand-in).
+    stock = SchedulerRequestReceiver._broadcast_reqs_across_ranks.__wrapped__
+    sent = []
+    got = leader.share_knobs(lambda *a: sent.extend(stock(*a)) or list(sent), None, ["r1"], [])
+    assert follower.share_knobs(lambda *_: list(sent), None, None, None) == got == ["r1"]
+    assert len(sent) == 2  # the request and the knobs
+    assert leader.pending == follower.pending == PolicyConfig(max_active=3)
+    assert leader.proposed is None and follower.proposed == PolicyConfig(max_active=7)
 
 
 def test_bad_knobs_are_refused_and_the_running_config_kept(driver, redis_server):

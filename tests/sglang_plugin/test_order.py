@@ -27,8 +27,9 @@ def test_queue_sorted_by_entry_level_and_priority_mirrors_it(driver):
     assert seqmap.seq_of(long_prompt).predicted_len == 10.0
 
 
-def test_starved_request_is_promoted_and_served_first(driver, clock):
-    driver.configure(PolicyConfig(promote_after_s=5.0, promote_after_steps=None))
+def test_starved_request_is_promoted_and_served_first(driver):
+    """Aging counts engine steps (what every tensor-parallel rank sees alike), not wall time."""
+    driver.configure(PolicyConfig(promote_after_steps=100, promote_after_s=None))
     eng = sgl.Engine.build()
     long = sgl.request("long", 16, priority=900)
     first = sgl.request("first", 16, priority=20, first_token=500)
@@ -36,13 +37,19 @@ def test_starved_request_is_promoted_and_served_first(driver, clock):
     eng.schedule_policy().calc_priority(queue)
     assert [r.rid for r in queue] == ["first", "long"] and long.priority > 0
     queue.remove(first)  # admitted; `long` keeps waiting
-    clock.now += 6.0
+    batch = eng.prefill([first])
+    for _ in range(99):
+        driver.after_batch_result(None, None, batch)  # one engine step each
     late = sgl.request("late", 16, priority=20, first_token=900)
     queue.append(late)
     eng.schedule_policy().calc_priority(queue)
+    assert [r.rid for r in queue] == ["late", "long"] and not seqmap.seq_of(long).aged
+    driver.after_batch_result(None, None, batch)
+    driver.after_batch_result(None, None, batch)
+    eng.schedule_policy().calc_priority(queue)
     assert [r.rid for r in queue] == ["long", "late"]
     assert long.priority == 0 and seqmap.seq_of(long).aged
-    assert driver.policy.promotions == 1
+    assert driver.policy.promotions == 1 and driver.stats["steps"] == 101
 
 
 def test_requests_without_priority_enter_by_prompt_alone(driver):

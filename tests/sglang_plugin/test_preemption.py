@@ -15,21 +15,24 @@ from engine.sglang import seqmap
 KNOBS = PolicyConfig(base_quantum=4, levels=6, prefill_weight=0.0, cost_guard=False)
 
 
-def crowded_engine(victim_priority: int):
+def crowded_engine(driver, victim_priority: int):
     """128 KV tokens: two running requests (30-token prompts, 4 decode steps) and a 40-token
     newcomer that does not fit beside what they hold and may still generate."""
     eng = sgl.Engine.build(kv_tokens=128)
     long = sgl.request("long", 30, max_new=20, priority=victim_priority)
     short = sgl.request("short", 30, max_new=20, priority=2, first_token=1000)
     batch = eng.prefill([long, short])
-    sgl.decode(batch, 4)
-    newcomer = sgl.request("new", 40, max_new=20, priority=1, first_token=2000)
+    for _ in range(4):
+        sgl.decode(batch, 1)
+        driver.after_batch_result(None, None, batch)  # what the scheduler runs after each step
+    # Level 1 (6 predicted tokens, quantum 4): beside `short`, demoted to 1 by its 4 tokens.
+    newcomer = sgl.request("new", 40, max_new=20, priority=6, first_token=2000)
     return eng, batch, long, short, newcomer
 
 
 def test_kv_shortage_preempts_the_policys_victim_and_keeps_its_kv(driver):
     driver.configure(KNOBS)
-    eng, batch, long, short, newcomer = crowded_engine(victim_priority=200)
+    eng, batch, long, short, newcomer = crowded_engine(driver, victim_priority=200)
     assert long.priority > short.priority  # levels: `long` sits lowest, `short` beside `new`
     adder = eng.admit_pass([newcomer], batch)
     seqs = [seqmap.seq_of(r) for r in (long, short)]
@@ -40,14 +43,20 @@ def test_kv_shortage_preempts_the_policys_victim_and_keeps_its_kv(driver):
     state = seqmap.seq_of(long)
     assert state.phase is Phase.WAITING and state.cached_len == 34 and state.preemptions == 1
     assert driver.stats["kept_kv_tokens"] == 34  # prompt 30 + 4 decoded tokens' KV
+    # The next pass still sees what was kept (SGLang's fcfs sort matches no prefix on this tree).
+    eng.schedule_policy().calc_priority([long], batch)
+    assert state.cached_len == 34 and driver.policy.key(state, driver.now)[2] is False  # not cold
     # Re-admission: the whole context but the last sampled token is a radix-tree hit.
-    long.init_next_round_input(eng.tree)
-    assert long.prefix_len == 34 and len(long.full_untruncated_fill_ids) - long.prefix_len == 1
+    adder = eng.admit_pass([long], batch)
+    assert adder.can_run_list == [long] and long.prefix_len == 34
+    assert len(long.full_untruncated_fill_ids) - long.prefix_len == 1
+    assert driver.stats["readmitted"] == 1 and driver.stats["readmit_prefix_tokens"] == 34
+    assert driver.stats["readmit_short"] == 0 and driver.stats["readmit_host_tokens"] == 0
 
 
 def test_no_preemption_when_the_policy_refuses(driver):
     driver.configure(KNOBS)  # min_level_gap=1: no victim at the newcomer's own level
-    eng, batch, long, short, newcomer = crowded_engine(victim_priority=2)
+    eng, batch, long, short, newcomer = crowded_engine(driver, victim_priority=2)
     used = eng.kv_used()
     adder = eng.admit_pass([newcomer], batch)
     assert adder.can_run_list == [] and adder.preempt_list == []
@@ -60,7 +69,7 @@ def test_checkpoint_survives_tight_memory(driver, monkeypatch):
     a checkpoint that would drop it. The preemption path leaves eviction to allocation."""
     monkeypatch.setenv("SGLANG_RETRACT_DECODE_STEPS", "1000")
     driver.configure(KNOBS)
-    eng, batch, long, short, newcomer = crowded_engine(victim_priority=200)
+    eng, batch, long, short, newcomer = crowded_engine(driver, victim_priority=200)
     adder = eng.admit_pass([newcomer], batch)
     assert adder.preempt_list == [long]
     assert eng.tree.evictable_size() >= 34
