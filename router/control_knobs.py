@@ -91,6 +91,9 @@ def queue_config(knobs: dict[str, Any], base: QueueConfig) -> QueueConfig:
 
 def validate(knobs: dict[str, Any], default_class: str) -> None:
     """Raises ValueError naming the knob at fault (`exc.args[1]`)."""
+    for name in KNOBS:
+        if knobs.get(name) is None:
+            raise ValueError(f"{name} must be set (null is no value)", name)
     for name in ("aging_rate", "tenant_penalty", "tenant_window_s"):
         if not _finite(knobs[name]):
             raise ValueError(f"{name} must be a finite number", name)

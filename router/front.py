@@ -36,6 +36,7 @@ from router.schemas import ChatCompletionRequest, CompletionRequest
 from router.score import ScoreConfig, stored_score
 from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage
+from wire.xargs import PREDICTED
 
 log = logging.getLogger("skipjoin.front")
 PREFIX_CHARS = 256  # prompt characters that identify a shared prefix (affinity)
@@ -72,6 +73,7 @@ async def _disconnect(request: Request) -> None:
 
 REQUEUE_LOST = 2  # times a vanished job is queued again before the client is told
 MAX_PREDICTED = 1 << 20  # tokens; no model answers longer, and the score must stay finite
+GATEWAY_ONLY = "skipjoin_"  # extension fields only the gateway writes (wire.xargs)
 
 
 def _sane(pred: Prediction) -> Prediction:
@@ -165,14 +167,20 @@ class Front:
 
     def upstream_fields(self, body: dict, predicted: float, xargs: dict | None = None) -> dict:
         """The client's own JSON object, untouched (every parameter the gateway does not use
-        passes through as sent), with the engine priority set by the gateway alone: a client may
-        not jump the queue by sending its own. `xargs`: the gateway's `vllm_xargs` (inline
-        prediction's flags), added to the client's."""
+        passes through as sent), with the engine priority and prediction set by the gateway alone:
+        a client may not jump the queue (`priority`, `skipjoin_predicted`) nor name the Redis keys
+        an engine writes, so every `skipjoin_*` extension field it sends is dropped. `xargs`: the
+        gateway's own `vllm_xargs` (inline prediction's flags)."""
         out = {k: v for k, v in body.items() if k != "priority"}
+        mine = dict(xargs or {})
         if self.cfg.engine_priority:
             out["priority"] = int(round(predicted))  # lower runs first
-        if xargs:
-            out["vllm_xargs"] = {**(body.get("vllm_xargs") or {}), **xargs}
+            mine[PREDICTED] = float(predicted)
+        for field in ("vllm_xargs", "custom_params"):  # vLLM's and SGLang's extension fields
+            if isinstance(body.get(field), dict):
+                out[field] = {k: v for k, v in body[field].items() if not k.startswith(GATEWAY_ONLY)}
+        if mine:
+            out["vllm_xargs"] = {**(out.get("vllm_xargs") or {}), **mine}
         return out
 
     async def build_job(
@@ -184,7 +192,8 @@ class Front:
         limit = req.token_limit()
         if req.ignore_eos and limit:
             # The length is forced (a benchmark's): known exactly, nothing to probe or learn from.
-            pred = Prediction(float(limit), float(limit), FORCED)
+            forced = float(min(limit, MAX_PREDICTED))
+            pred = Prediction(forced, forced, FORCED)
         else:
             pred = await self._predict(_predict_request(req, prompt, home))
         weight = self.cfg.score.weight(caller.cls)

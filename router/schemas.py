@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_TOKENS = (1 << 31) - 1  # past any context; keeps the forced prediction a finite number
+MAX_USER = 256  # characters: the tenant name, copied into every record and usage key
 
 
 class StreamOptions(BaseModel):
@@ -21,6 +24,15 @@ class ChatMessage(BaseModel):
     # OpenAI allows a list of content parts; only text parts are used.
     content: str | list[dict[str, Any]] | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts(cls, content):
+        if isinstance(content, list):
+            for i, part in enumerate(content):
+                if not isinstance(part.get("text", ""), str):
+                    raise ValueError(f"content part {i}: text must be a string")
+        return content
+
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(p.get("text", "") for p in self.content if isinstance(p, dict))
@@ -32,14 +44,14 @@ class SamplingFields(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     seed: int | None = None
-    user: str | None = None
+    user: str | None = Field(default=None, max_length=MAX_USER)
     # skipjoin / SGLang / vLLM: lower value runs earlier. The gateway sends the predicted output
     # length in tokens, so the engine's skip-join entry level follows from it.
     priority: int | None = None
@@ -50,6 +62,8 @@ class SamplingFields(BaseModel):
     # Constrain decoding to digits (the question probe).
     digits_only: bool = False
     ignore_eos: bool = False
+    # vLLM's per-request extension fields, passed through without the gateway's own (`skipjoin_*`).
+    vllm_xargs: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -68,7 +82,7 @@ class SamplingFields(BaseModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=0)
+    max_completion_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

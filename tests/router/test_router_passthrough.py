@@ -1,5 +1,6 @@
 """The engine gets the client's own JSON (every parameter the gateway does not use, as sent) plus
-the gateway's `priority`; the engine's answers come back as the engine wrote them; models and
+the gateway's `priority` and `vllm_xargs.skipjoin_predicted`;
+the engine's answers come back as the engine wrote them; models and
 context limits are the engines' own (fake upstream on loopback, echoing what it received)."""
 
 import time
@@ -8,6 +9,8 @@ import httpx
 import pytest
 from gw_helpers import gateway, upstream, wait_for
 from upstream_app import MAX_MODEL_LEN, MODEL
+
+from wire.xargs import PREDICT, PREDICT_PREFIX, PREDICTED
 
 CHAT = "/v1/chat/completions"
 TOOLS = [
@@ -51,9 +54,10 @@ def test_every_parameter_passes_through_and_the_answer_is_relayed(redis_server, 
     [got] = up.state.received
     sent = got["body"]
     expected = {k: v for k, v in BODY.items() if k != "priority"}
-    assert {k: v for k, v in sent.items() if k != "priority"} == expected
+    assert {k: v for k, v in sent.items() if k not in ("priority", "vllm_xargs")} == expected
     assert type(sent["temperature"]) is int
     assert isinstance(sent["priority"], int) and sent["priority"] >= 0  # the predicted length
+    assert sent["vllm_xargs"] == {PREDICTED: float(sent["priority"])}  # the engine reads it from here
     answer = resp.json()
     assert answer["id"] == got["id"] and answer["choices"][0]["message"]["content"] == "t0 t1 t2 "
 
@@ -65,7 +69,7 @@ def test_streaming_adds_only_the_usage_request(redis_server, redis_client, up):
             lines = [x for x in resp.iter_lines() if x]
     sent = up.state.received[0]["body"]
     assert sent["stream_options"] == {"include_usage": True}  # the gateway counts tokens
-    assert {k: v for k, v in sent.items() if k not in ("priority", "stream_options")} == {
+    assert {k: v for k, v in sent.items() if k not in ("priority", "stream_options", "vllm_xargs")} == {
         k: v for k, v in body.items() if k != "priority"
     }
     assert lines[-1] == "data: [DONE]" and all('"usage"' not in x for x in lines)  # not asked for
@@ -75,6 +79,26 @@ def test_no_priority_when_the_engine_does_not_take_it(redis_server, redis_client
     with gateway(redis_server.url, up.url, engine_priority=False) as gw:
         assert httpx.post(gw.url + CHAT, json=BODY, timeout=10).status_code == 200
     assert "priority" not in up.state.received[0]["body"]
+    assert "vllm_xargs" not in up.state.received[0]["body"]
+
+
+def test_a_client_cannot_set_the_gateways_extension_fields(redis_server, redis_client, up):
+    """`skipjoin_predicted: 0` would put any request on the engine's top level; `skipjoin_predict` and
+    `skipjoin_prefix` would name Redis keys the engine writes. The gateway drops every `skipjoin_*`
+    field a client sends (vLLM's `vllm_xargs`, SGLang's `custom_params`); the client's others pass."""
+    theirs = {PREDICTED: 0, PREDICT: "someone-elses-job", PREDICT_PREFIX: "0" * 24, "skipjoin_x": 1,
+              "their_own": "kept"}
+    body = {**BODY, "vllm_xargs": theirs, "custom_params": {**theirs, "top_k": 3}}
+    with gateway(redis_server.url, up.url) as gw:
+        assert httpx.post(gw.url + CHAT, json=body, timeout=10).status_code == 200
+        for bad in ([1, 2], "x", 3):
+            r = httpx.post(gw.url + CHAT, json={**BODY, "vllm_xargs": bad}, timeout=10)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "vllm_xargs", r.text
+    [got] = up.state.received
+    sent = got["body"]
+    assert sent["vllm_xargs"] == {"their_own": "kept", PREDICTED: float(sent["priority"])}
+    assert sent["vllm_xargs"][PREDICTED] > 0
+    assert sent["custom_params"] == {"their_own": "kept", "top_k": 3}
 
 
 def test_engine_refusal_is_relayed_as_is(redis_server, redis_client, up):
