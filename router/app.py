@@ -29,6 +29,7 @@ from router.models import ModelCatalog
 from router.observe import RequestIdMiddleware
 from router.openapi import install_openapi
 from router.placement import ROLES, buckets_for_role
+from router.proxy_paths import install_proxy_paths
 from router.queue import QueueConfig, RedisQueue
 from router.ready import install_ready
 from router.replica import Replica
@@ -189,5 +190,6 @@ def create_app(
     install_openapi(app)
     install_admin(app, settings.admin_token)
     install_ready(app)
+    install_proxy_paths(app)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
     return app

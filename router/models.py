@@ -32,6 +32,7 @@ class ModelCatalog:
         self.http, self.urls, self.clock = http, urls, clock
         self.refresh_s, self.timeout_s = refresh_s, timeout_s
         self._models: dict[str, dict[str, Any]] = {}
+        self._serving: dict[str, list[str]] = {}  # model id -> the engine URLs that list it
         self._at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -42,10 +43,16 @@ class ModelCatalog:
             return self._models
         async with self._lock:
             if self.clock() - self._at >= self.refresh_s:
-                lists = await asyncio.gather(*(self._fetch(u) for u in self.urls()))
+                urls = self.urls()
+                lists = await asyncio.gather(*(self._fetch(u) for u in urls))
                 merged = {m["id"]: m for entries in lists for m in entries}
                 if merged or not self._models:
                     self._models = merged
+                    serving: dict[str, list[str]] = {}
+                    for url, entries in zip(urls, lists, strict=True):
+                        for m in entries:
+                            serving.setdefault(m["id"], []).append(url)
+                    self._serving = serving
                 self._at = self.clock()
         return self._models
 
@@ -59,19 +66,33 @@ class ModelCatalog:
             return []
         return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
+    async def serving(self, model: str | None) -> list[str] | None:
+        """The engine URLs that serve `model` (no model: all that serve any); None while no engine
+        has answered (then any engine may be asked, and will say)."""
+        known = await self.models()
+        if not known:
+            return None
+        if model is None:
+            return sorted({u for urls in self._serving.values() for u in urls})
+        return list(self._serving.get(model, []))
+
+    def unknown_model(self, model: str) -> ApiError:
+        """vLLM's own 404 for a model no engine serves."""
+        return ApiError(
+            404,
+            f"The model `{model}` does not exist. Valid aliases: {', '.join(self._models)}.",
+            type_="NotFoundError",
+            param="model",
+            code=404,
+        )
+
     async def check(self, model: str | None, max_tokens: int | None) -> None:
         """Raise the engine's own answer for an unknown model or a `max_tokens` past the context."""
         known = await self.models()
         if not known:
             return
         if model is not None and model not in known:
-            raise ApiError(
-                404,
-                f"The model `{model}` does not exist. Valid aliases: {', '.join(known)}.",
-                type_="NotFoundError",
-                param="model",
-                code=404,
-            )
+            raise self.unknown_model(model)
         entry = known[model] if model is not None else next(iter(known.values()))
         limit = entry.get("max_model_len")
         if isinstance(limit, int) and max_tokens is not None and max_tokens > limit:
