@@ -1,17 +1,22 @@
 """Pure scheduling policy: the one place that decides order, admission and preemption. No I/O.
 
-The protocol every driver (vLLM adapter, SGLang plugin, simulator) calls the same way:
+Every driver (vLLM adapter, SGLang plugin, simulator) calls the same way:
 
     policy = make_policy(PolicyConfig(name="mlfq"), costs, lengths)
     policy.on_arrival(seq, now)                   # a request arrives (SeqState: plain data)
     policy.on_tokens(seq, n, now)                 # it generated n tokens
     policy.on_prediction(seq, predicted, now)     # a prediction made after arrival (inline, in the engine)
     policy.on_finish(seq, now)
-    cap = Capacity(max_seqs=policy.config.active_cap(engine_slots), free_kv_tokens=free,
-                   growth_per_seq=1, can_pause=True)
-    plan = policy.plan(running, waiting, cap, now)  # waiting holds WAITING, PAUSED, SWAPPED requests
-    # carry out, in this order: plan.evict, plan.preempt, plan.admit; report each stop:
-    policy.on_preempted(seq, "paused" | "swapped" | "recomputed", now)
+    policy = pending.apply(policy, live_seqs, now)  # knobs from the control plane (`live.py`)
+    step(policy, View(running, waiting, engine_slots, free_kv_tokens, now), driver)  # `step.py`
+
+`step` plans once and hands the plan back through the driver's four methods (the `step.Driver`
+protocol): `evict(seq) -> (mode, cached)`, `pause(seq)`, `admit(seq)`, `order_running(best_first)`.
+A driver implements those and nothing else that decides; it reports only what the engine did by
+itself (`on_preempted(seq, "recomputed", now)` for its own last-resort stop). `Policy.plan` is the
+same decision without a driver (tests, benchmarks of the planner). A new driver: build the `View`
+from the engine's queues once per pass, carry out each method with the engine's mechanics, and
+run `tests/contract` (the same scenario, the same decisions, step by step) against it.
 
 - `plan.preempt`: running → PAUSED (slot freed, KV kept on the device).
 - `plan.evict`: running or paused → KV freed (host tier where the engine has one: "swapped";
@@ -23,7 +28,7 @@ The protocol every driver (vLLM adapter, SGLang plugin, simulator) calls the sam
   the engine's own victim choice is never used.
 - Admission keeps KV for `kv_reserve_steps` of the batch's growth free (admitting to the brim
   makes the next step evict someone); predictions are ignored while they rank nothing (`trust.py`).
-- Long queues: `candidates(waiting, slots, now)` picks what `plan` must see; `next_event_time`
+- Long queues: `candidates(waiting, free slots, now)` picks what `plan` must see; `next_event_time`
   says when a waiting request's standing changes by itself (promotion); `tokens_to_next_event`
   (MLFQ) when a running one's does. Static-key policies (`static_keys`) may be kept in a heap.
 """

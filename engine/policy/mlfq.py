@@ -152,7 +152,8 @@ class MLFQPolicy(Policy):
         return (seq.level, True, cold, self.remaining_work_s(seq), seq.arrival, seq.rid)
 
     def victim_order(self, seqs: list[SeqState], now: float) -> list[SeqState]:
-        return sorted(seqs, key=lambda s: (-s.level, -s.demoted_at, -s.arrival))
+        # Ties (same level, demotion and arrival time) go by id, not by the order a driver lists them.
+        return sorted(seqs, key=lambda s: (s.level, s.demoted_at, s.arrival, s.rid), reverse=True)
 
     def victim_band(self, seq: SeqState, now: float = 0.0) -> object:
         return seq.level

@@ -1,30 +1,26 @@
 """The skip-join MLFQ inside vLLM's V1 scheduler: one mixin, a synchronous and an async class.
 
-Before every `schedule()` the mixin asks `engine.policy` for a `Plan` and applies it with vLLM's
-own mechanics:
-- paused requests (`plan.preempt`) leave `self.running` for the step: their KV and model-runner
-  state stay, they are simply not scheduled (zero copy);
-- evicted requests (`plan.evict`) go through vLLM's `_preempt_request`: blocks freed, hashed blocks
-  stay in the prefix cache (on GPU the offloading connector reloads them from host memory);
-- `self.running` is put in the policy's order (best first, so vLLM's own last-resort victim,
-  `running[-1]` or the largest `priority`, is the policy's first victim too);
-- the waiting queue is put in the policy's order and vLLM may admit exactly `plan.admit`'s count.
-vLLM then allocates blocks and builds the batch as usual. Nothing here decides.
+Before every `schedule()` the mixin calls `engine.policy.step` once with its view of the requests;
+`VllmDriver` (`driver.py`) carries the plan out with vLLM's own mechanics. vLLM then allocates
+blocks and builds the batch as usual. After each step the mixin times it against its batch and
+context (`StepCostFit`): the policy's prices are the engine's own. Nothing here decides.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
-from engine.policy import Capacity, Phase, PolicyConfig, SeqState, make_policy
-from engine.policy.reconfigure import reconfigured
+from engine.policy import make_policy
+from engine.policy.costfit import StepCostFit
+from engine.policy.live import PendingConfig
+from engine.policy.step import step
 from engine.vllm.control import EngineControl
+from engine.vllm.driver import VllmDriver, engine_stats, step_shape
 from engine.vllm.hidden_predict import InlinePredictions
 from engine.vllm.queue import PolicyQueue
 from engine.vllm.settings import EngineSettings
@@ -41,11 +37,15 @@ class SkipJoinMixin:
         self.sj_policy = make_policy(self.sj.policy)
         self.sj_table = SeqTable(self.sj_policy)
         self.sj_paused: dict[str, Request] = {}
-        self.sj_lock = threading.Lock()  # knob changes arrive on the control threads
-        self.sj_pending: PolicyConfig | None = None
-        self.sj_counts = {"pauses": 0, "evictions": 0, "resumes": 0, "steps": 0, "inline_predictions": 0}
+        self.sj_pending = PendingConfig()  # knob changes arrive on the control threads
+        self.sj_counts = {"pauses": 0, "evictions": 0, "evicted_tokens": 0, "resumes": 0, "steps": 0,
+                          "inline_predictions": 0}
         self.sj_engine_active = self.max_num_active_reqs
         self.sj_step_started: float | None = None
+        self.sj_step_shape: tuple[int, int, int] | None = None  # (decoding, context, prefill tokens)
+        self.sj_fit = StepCostFit()
+        self.sj_evicting = False
+        self.sj_clock = time.monotonic
         self.sj_snapshot_at = 0.0
         if len(self.waiting) or len(self.running):
             raise RuntimeError("skipjoin must replace the waiting queue before any request arrives")
@@ -62,43 +62,55 @@ class SkipJoinMixin:
         known = request.request_id in self.requests
         super().add_request(request)
         if not known and request.request_id in self.requests:
-            self.sj_table.add(request, time.monotonic())
+            self.sj_table.add(request, self.sj_clock())
 
     def schedule(self, *args, **kwargs):
-        now = time.monotonic()
+        now = self.sj_clock()
         self.sj_step_started = now
-        self._sj_apply_pending(now)
+        before = self.sj_policy.config
+        self.sj_policy = self.sj_pending.apply(self.sj_policy, self.sj_table.seqs.values(), now)
+        self.sj_table.policy = self.sj_policy
+        if self.sj_policy.config is not before:
+            log.info("policy knobs now %s", self.sj_policy.config.to_dict())
         self.sj_table.sync_tokens(self.running, now)
-        paused = self._sj_apply_plan(now)
+        driver = VllmDriver(self)
+        step(self.sj_policy, driver.view(now), driver)
+        paused = driver.paused()
         try:
-            return super().schedule(*args, **kwargs)
+            out = super().schedule(*args, **kwargs)
         finally:
             self.max_num_active_reqs = self.sj_engine_active
             self.running.extend(paused)  # still RUNNING for vLLM: aborts and stats find them
+        self.sj_step_shape = step_shape(out, self.requests)
+        return out
 
     def update_from_output(self, scheduler_output, model_runner_output):
         out = super().update_from_output(scheduler_output, model_runner_output)
-        if self.sj_step_started is not None and scheduler_output.total_num_scheduled_tokens:
-            self.sj_policy.costs.observe_step(time.monotonic() - self.sj_step_started)
+        now = self.sj_clock()
+        if self.sj_step_started is not None and self.sj_step_shape and self.sj.measure_costs:
+            seqs, ctx, prefill = self.sj_step_shape
+            self.sj_policy.costs.observe_step(now - self.sj_step_started)
+            self.sj_fit.observe(now - self.sj_step_started, seqs, ctx, prefill)
+            self.sj_fit.apply(self.sj_policy.costs, seqs, ctx)
+        self.sj_step_shape = None
         self.sj_counts["steps"] += 1
-        now = time.monotonic()
         self._sj_inline_predictions(now)
         if now - self.sj_snapshot_at >= STATS_EVERY_S or not self.sj_table.seqs:  # idle: no later step
             self.sj_snapshot, self.sj_snapshot_at = self._sj_stats(), now
         return out
 
     def _preempt_request(self, request: Request, timestamp: float, drop_stale_output: bool = False) -> None:
+        self.sj_counts["evicted_tokens"] += request.num_computed_tokens
         super()._preempt_request(request, timestamp, drop_stale_output)
         self.sj_paused.pop(request.request_id, None)
         seq = self.sj_table.get(request)
-        if seq is not None:  # freed blocks stay hashed: a resume finds what survives in the prefix cache
-            seq.cached_len = 0
-            self.sj_policy.on_preempted(seq, "recomputed", time.monotonic())
+        if seq is not None and not self.sj_evicting:  # vLLM's own last resort (the step reports its own)
+            self.sj_policy.on_preempted(seq, "recomputed", self.sj_clock())
         self.sj_counts["evictions"] += 1
 
     def _free_request(self, request: Request, delay_free_blocks: bool = False):
         self.sj_paused.pop(request.request_id, None)
-        self.sj_table.finish(request.request_id, time.monotonic())
+        self.sj_table.finish(request.request_id, self.sj_clock())
         return super()._free_request(request, delay_free_blocks)
 
     def _sj_inline_predictions(self, now: float) -> None:
@@ -111,98 +123,17 @@ class SkipJoinMixin:
                 self.sj_table.predict(feature.req_id, result.predicted, now)
                 self.sj_counts["inline_predictions"] += 1
 
-    # --- applying the plan -------------------------------------------------------------------------
-    def _sj_capacity(self, active: int) -> Capacity:
-        free_blocks = self.kv_cache_manager.block_pool.get_num_free_blocks()
-        # A paused request keeps its model-runner state: bound how many wait that way.
-        can_pause = active + len(self.sj_paused) < self.max_num_running_reqs
-        return Capacity(max_seqs=self.sj_policy.config.active_cap(self.sj_engine_active),
-                        free_kv_tokens=free_blocks * self.block_size, can_pause=can_pause)
-
-    def _sj_apply_plan(self, now: float) -> list[Request]:
-        """Apply the policy's plan; returns the paused requests taken out of `self.running`."""
-        paused_ids = self.sj_paused
-        active = [r for r in self.running if r.request_id not in paused_ids]
-        running_seqs = [self._sj_seq(r, Phase.RUNNING, now) for r in active]
-        queued = [self._sj_seq(r, Phase.WAITING, now) for r in self.waiting]
-        queued += [self._sj_seq(r, Phase.PAUSED, now) for r in paused_ids.values()]
-        cap = self._sj_capacity(len(active))
-        candidates = self.sj_policy.candidates(queued, cap.max_seqs, now)
-        plan = self.sj_policy.plan(running_seqs, candidates, cap, now)
-        by_id = {r.request_id: r for r in self.running}
-        wall = time.time()
-        for seq in plan.evict:  # the order the protocol asks for: evict, pause, admit
-            request = by_id[seq.rid]
-            self.running.remove(request)
-            self._preempt_request(request, wall)
-        for seq in plan.preempt:
-            paused_ids[seq.rid] = by_id[seq.rid]
-            self.sj_policy.on_preempted(seq, "paused", now)
-            self.sj_counts["pauses"] += 1
-        admitted: list[Request] = []
-        waiting_by_id = {r.request_id: r for r in self.waiting}
-        for seq in plan.admit:
-            if seq.rid in paused_ids:
-                del paused_ids[seq.rid]
-                seq.phase = Phase.RUNNING
-                self.sj_counts["resumes"] += 1
-            elif seq.rid in waiting_by_id:
-                admitted.append(waiting_by_id[seq.rid])
-        paused = list(paused_ids.values())
-        key, seqs = self.sj_policy.key, self.sj_table.seqs
-        running = [r for r in self.running if r.request_id not in paused_ids]
-        running.sort(key=lambda r: key(seqs[r.request_id], now))
-        for rank, request in enumerate(running):
-            request.priority = rank  # vLLM's last-resort priority victim is the max: the policy's worst
-        self.running = running
-        chosen = {r.request_id for r in admitted}
-        self.waiting.replace(admitted + [r for r in self.waiting if r.request_id not in chosen])
-        # vLLM admits from the front while budgets last: exactly the plan's admissions, at most.
-        self.max_num_active_reqs = min(self.sj_engine_active, len(running) + len(admitted))
-        return paused
-
-    def _sj_seq(self, request: Request, phase: Phase, now: float) -> SeqState:
-        seq = self.sj_table.get(request) or self.sj_table.add(request, now)
-        if seq.phase is not Phase.SWAPPED or phase is Phase.RUNNING:
-            seq.phase = phase
-        return seq
-
     # --- live knobs and stats (control threads) ----------------------------------------------------
     def sj_config_changes(self, changes: dict) -> dict:
-        """Validate and queue knob changes (ValueError on bad input); applied at the next step."""
-        with self.sj_lock:
-            base = self.sj_pending or self.sj_policy.config
-            new = base.updated(changes)
-            self.sj_pending = new
-        return new.to_dict()
+        """Validate and queue knob changes (ValueError on bad input); in force from the next plan."""
+        return self.sj_pending.changes(self.sj_policy.config, changes).to_dict()
 
     def sj_current_config(self) -> dict:
-        return (self.sj_pending or self.sj_policy.config).to_dict()
-
-    def _sj_apply_pending(self, now: float) -> None:
-        with self.sj_lock:
-            new, self.sj_pending = self.sj_pending, None
-        if new is None:
-            return
-        self.sj_policy = reconfigured(self.sj_policy, new, self.sj_table.seqs.values(), now)
-        self.sj_table.policy = self.sj_policy
-        log.info("policy knobs now %s", new.to_dict())
+        return self.sj_pending.current(self.sj_policy).to_dict()
 
     def _sj_stats(self) -> dict:
         """Built on the scheduler thread; the control threads only read the last snapshot."""
-        running, waiting = self.get_request_counts()
-        return {
-            "running": running - len(self.sj_paused),
-            "paused": len(self.sj_paused),
-            "waiting": waiting,
-            "live": len(self.sj_table.seqs),
-            "levels": self.sj_table.levels(self.sj_policy.config.levels),
-            "preemptions": self.sj_policy.preemptions,
-            "promotions": self.sj_policy.promotions,
-            "step_s": round(self.sj_policy.costs.step_s, 5),
-            "kv_usage": round(self.kv_cache_manager.usage, 4),
-            **self.sj_counts,
-        }
+        return engine_stats(self)
 
     def shutdown(self) -> None:
         self.sj_control.stop()

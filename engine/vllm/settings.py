@@ -24,6 +24,8 @@ class EngineSettings(BaseSettings):
     # GET/PUT /policy and GET /stats on this loopback port (0: none).
     control_port: int = 0
     control_host: str = "127.0.0.1"
+    # Fit the policy's prices (step, decode and prefill time) to this engine's own steps.
+    measure_costs: bool = True
 
     @field_validator("policy_json")
     @classmethod

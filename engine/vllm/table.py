@@ -10,16 +10,17 @@ from engine.policy import Phase, Policy, SeqState
 from wire import xargs
 
 
-def predicted_len(request: Request) -> float | None:
-    """The gateway's prediction: `vllm_xargs.skipjoin_predicted`, else the OpenAI `priority`
-    (the gateway sends the predicted length there too); None when neither was given."""
+def predicted_len(request: Request, use_priority: bool = True) -> float | None:
+    """The gateway's prediction: `vllm_xargs.skipjoin_predicted`; for an old gateway without it,
+    the OpenAI `priority` it sent (read only on arrival: the adapter later writes `priority`
+    itself, as the rank of `running`); None when neither was given."""
     extra = request.sampling_params.extra_args if request.sampling_params else None
     if extra and extra.get(xargs.PREDICTED) is not None:
         try:
             return max(float(extra[xargs.PREDICTED]), 0.0)
         except (TypeError, ValueError):
             return None
-    return float(request.priority) if request.priority > 0 else None
+    return float(request.priority) if use_priority and request.priority > 0 else None
 
 
 class SeqTable:
@@ -27,8 +28,9 @@ class SeqTable:
         self.policy = policy
         self.seqs: dict[str, SeqState] = {}
 
-    def add(self, request: Request, now: float) -> SeqState:
-        seq = SeqState(request.request_id, now, request.num_prompt_tokens, predicted_len(request),
+    def add(self, request: Request, now: float, arrived: bool = True) -> SeqState:
+        """`arrived=False`: a request met later than its arrival, whose `priority` may be a rank."""
+        seq = SeqState(request.request_id, now, request.num_prompt_tokens, predicted_len(request, arrived),
                        request.max_tokens)
         self.policy.on_arrival(seq, now)
         self.seqs[request.request_id] = seq
