@@ -17,8 +17,11 @@ from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
 from sglang.srt.managers.schedule_policy import AddReqResult, PrefillAdder, SchedulePolicy
 from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
 from sglang.srt.mem_cache.cache_init_params import CacheInitParams
+from sglang.srt.mem_cache.common import checkpoint_kv_cache
 from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
 from sglang.srt.mem_cache.radix_cache import RadixCache
+from sglang.srt.mem_cache.unified_cache.components import ComponentType
+from sglang.srt.mem_cache.unified_radix_cache import UnifiedRadixCache
 from sglang.srt.sampling.sampling_params import SamplingParams
 from sglang.srt.server_args import ServerArgs
 from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
@@ -42,17 +45,22 @@ class Engine:
 
     req_to_token: ReqToTokenPool
     allocator: TokenToKVPoolAllocator
-    tree: RadixCache
+    tree: UnifiedRadixCache | RadixCache
 
     @classmethod
-    def build(cls, kv_tokens: int = 256, rows: int = 16) -> Engine:
+    def build(cls, kv_tokens: int = 256, rows: int = 16, tree: str = "unified") -> Engine:
+        """`tree`: "unified" is what a GPU server builds (`mem_cache/registry.py`: always a
+        `UnifiedRadixCache`, its default tree core); "radix" is the older `RadixCache`."""
         kv = MHATokenToKVPool(kv_tokens, page_size=1, dtype=torch.float16, head_num=1, head_dim=4,
                               layer_num=2, device="cpu", enable_memory_saver=False)
         allocator = TokenToKVPoolAllocator(kv_tokens, torch.float16, "cpu", kv, need_sort=False)
         req_to_token = ReqToTokenPool(rows, 512, "cpu", enable_memory_saver=False)
-        tree = RadixCache(CacheInitParams(disable=False, req_to_token_pool=req_to_token,
-                                          token_to_kv_pool_allocator=allocator, page_size=1))
-        return cls(req_to_token, allocator, tree)
+        params = CacheInitParams(disable=False, req_to_token_pool=req_to_token,
+                                 token_to_kv_pool_allocator=allocator, page_size=1)
+        if tree == "unified":
+            params.tree_components = (ComponentType.FULL,)  # as `create_unified_radix_cache` sets
+            return cls(req_to_token, allocator, UnifiedRadixCache(params))
+        return cls(req_to_token, allocator, RadixCache(params))
 
     def schedule_policy(self) -> SchedulePolicy:
         # ("fcfs", tree, hicache, priority scheduling, low values first): the launch flags.
@@ -73,16 +81,22 @@ class Engine:
                 break
         return adder
 
-    def prefill(self, reqs: list[Req]) -> ScheduleBatch:
-        """Admit `reqs` (which must fit), allocate their prefill's KV and take the first token (as
-        `process_batch_result_prefill` does): a running batch, between two passes."""
-        adder = self.admit_pass(list(reqs), None)
+    def prefill(self, reqs: list[Req], running: ScheduleBatch | None = None) -> ScheduleBatch:
+        """Admit `reqs` (which must fit), allocate their prefill's KV, take the first token and
+        publish the prompt to the tree (as `process_batch_result_prefill` does): the running
+        batch between two passes (`running` merged with the new requests, if given)."""
+        adder = self.admit_pass(list(reqs), running)
         assert set(adder.can_run_list) == set(reqs), "prefill set-up: every request must be admitted"
         batch = ScheduleBatch.init_new(adder.can_run_list, self.req_to_token, self.allocator, self.tree,
                                        MODEL, False, SpeculativeAlgorithm.NONE)
         batch.prepare_for_extend()
         _sample(batch, 7)
-        return batch
+        for req in batch.reqs:
+            checkpoint_kv_cache(req, self.tree)
+        if running is None:
+            return batch
+        running.merge_batch(batch)
+        return running
 
     def kv_used(self) -> int:
         return self.allocator.size - self.allocator.available_size()
