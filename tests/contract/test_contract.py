@@ -4,55 +4,22 @@ scheduled request), makes the simulator's decisions step by step."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.contract.scenario import SCENARIOS, Arrival, Scenario, policy_for, sim_trace, trimmed
 from wire import xargs
 
-BLOCK, BLOCKS = 16, 1024  # 16k KV tokens: ample for every scenario
-
 
 @pytest.fixture(scope="module")
 def vllm_parts():
-    """vLLM's config for a scheduler without a model runner (the real engine's folder gives the
-    model's config; no weights are loaded)."""
-    torch = pytest.importorskip("torch")
-    from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+    pytest.importorskip("vllm")
+    from tests.contract.vllm_sched import build_scheduler, contract_env
 
-    from engine.model_folder import smollm2_folder
-
-    def build(slots: int):
-        from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
-        from vllm.v1.structured_output import StructuredOutputManager
-
-        from engine.vllm.scheduler import SkipJoinScheduler
-
-        model = ModelConfig(model=str(smollm2_folder()), dtype="float32", seed=0, max_model_len=2048)
-        sched = SchedulerConfig(max_num_seqs=slots, max_num_batched_tokens=2048, max_model_len=2048,
-                                is_encoder_decoder=False, enable_chunked_prefill=True, policy="priority")
-        cache = CacheConfig(block_size=BLOCK, cache_dtype="auto", enable_prefix_caching=False)
-        cache.num_gpu_blocks = BLOCKS
-        config = VllmConfig(model_config=model, scheduler_config=sched, cache_config=cache)
-        spec = FullAttentionSpec(block_size=BLOCK, num_kv_heads=1, head_size=1, dtype=torch.float32)
-        kv = KVCacheConfig(num_blocks=BLOCKS, kv_cache_tensors=[],
-                           kv_cache_groups=[KVCacheGroupSpec(["layer"], spec)])
-        return SkipJoinScheduler(vllm_config=config, kv_cache_config=kv, block_size=BLOCK,
-                                 structured_output_manager=StructuredOutputManager(config))
-
-    env = {"SKIPJOIN_ENGINE_MEASURE_COSTS": "false", "SKIPJOIN_ENGINE_CONTROL_PORT": "0"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield build
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with contract_env():
+        yield build_scheduler
 
 
-def _request(a: Arrival, now: float, first_token: int):
+def request(a: Arrival, now: float, first_token: int):
     from vllm.sampling_params import SamplingParams
     from vllm.v1.request import Request
 
@@ -62,9 +29,18 @@ def _request(a: Arrival, now: float, first_token: int):
     return Request(a.rid, tokens, params, None, arrival_time=now)
 
 
-def vllm_trace(build, scenario: Scenario) -> list[tuple[str, ...]]:
+def one_token_each(sched, out):
+    """The model runner's answer: a token for each scheduled request whose prompt is done."""
     from vllm.v1.outputs import ModelRunnerOutput
 
+    ids = list(out.num_scheduled_tokens)
+    sampled = [[7] if sched.requests[r].num_computed_tokens >= sched.requests[r].num_prompt_tokens else []
+               for r in ids]
+    return ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
+                             sampled_token_ids=sampled)
+
+
+def vllm_trace(build, scenario: Scenario) -> list[tuple[str, ...]]:
     sched = build(scenario.slots)
     clock = [0.0]
     sched.sj_clock = lambda: clock[0]
@@ -75,15 +51,11 @@ def vllm_trace(build, scenario: Scenario) -> list[tuple[str, ...]]:
         for i in range(400):
             clock[0] = float(i)
             while pending and pending[0].step <= i:
-                sched.add_request(_request(pending.pop(0), clock[0], 1000 + 100 * len(sched.sj_table.seqs)))
+                sched.add_request(request(pending.pop(0), clock[0], 1000 + 100 * len(sched.sj_table.seqs)))
             out = sched.schedule()
             _last_resort_is_the_policys_first_victim(sched)
             ids = list(out.num_scheduled_tokens)
-            sampled = [[7] if sched.requests[r].num_computed_tokens >= sched.requests[r].num_prompt_tokens
-                       else [] for r in ids]
-            result = ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
-                                       sampled_token_ids=sampled)
-            sched.update_from_output(out, result)
+            sched.update_from_output(out, one_token_each(sched, out))
             steps.append(tuple(sorted(ids)))
             if not pending and not sched.requests:
                 return trimmed(steps)
