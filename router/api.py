@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from router.auth import Caller, resolve_caller
 from router.body import parse_json, read_body, validate
 from router.errors import ApiError
+from router.limits import limit_rate
 from router.schemas import ChatCompletionRequest, CompletionRequest
 
 
@@ -37,6 +38,7 @@ async def _serve(request: Request, kind: str, model: type[ChatCompletionRequest]
         await gw.models.check(req.model, req.token_limit())
         if req.user and not gw.api_keys and not h.get("x-skipjoin-tenant"):
             caller = Caller(req.user, caller.cls)
+        await limit_rate(request, caller.tenant)
         return await gw.front.respond(request, kind, req, caller, body)
     except ApiError as exc:  # refused before or at queueing (the front counts the rest)
         gw.metrics.requests.labels(cls, str(exc.status)).inc()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from predictor.registry import NAMES as PREDICTORS
+from router.limits import parse_rate_limits
 from router.queue import QueueConfig
 from router.score import ScoreConfig, parse_class_weights
 from router.settings import Settings
@@ -30,7 +31,16 @@ KNOBS = (
     "window_max",
     "window_headroom",
     "predictor",
+    "rate_limits",
 )
+
+
+class RateLimit(BaseModel):
+    """One tenant's limits (router/limits.py); None: unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+    rpm: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000)
+    tpm: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000_000)
 
 
 class GatewayPatch(BaseModel):
@@ -47,6 +57,9 @@ class GatewayPatch(BaseModel):
     window_max: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
     window_headroom: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
     predictor: str | None = Field(default=None, max_length=64)
+    rate_limits: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], RateLimit] | None = (
+        Field(default=None, max_length=100_000)
+    )
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -70,6 +83,7 @@ def from_settings(settings: Settings) -> dict[str, Any]:
     values = {k: getattr(settings, k) for k in KNOBS}
     values["class_weights"] = parse_class_weights(settings.class_weights)
     values["predictor"] = settings.predictor or "heuristic"
+    values["rate_limits"] = parse_rate_limits(settings.rate_limits)
     return values
 
 
@@ -94,9 +108,14 @@ def validate(knobs: dict[str, Any], default_class: str) -> None:
     for name in KNOBS:
         if knobs.get(name) is None:
             raise ValueError(f"{name} must be set (null is no value)", name)
-    for name in ("aging_rate", "tenant_penalty", "tenant_window_s"):
-        if not _finite(knobs[name]):
-            raise ValueError(f"{name} must be a finite number", name)
+    for name, top in (("aging_rate", 1e6), ("tenant_penalty", 1e6), ("tenant_window_s", 30 * 86400.0)):
+        if not _finite(knobs[name]) or knobs[name] > top:
+            raise ValueError(f"{name} must be a finite number up to {top:g}", name)
+    for name in ("max_queue", "window_min", "window_max", "window_headroom"):
+        if not isinstance(knobs[name], int) or isinstance(knobs[name], bool):
+            raise ValueError(f"{name} must be an integer", name)
+    if not isinstance(knobs["predictor"], str):
+        raise ValueError("predictor must be a name", "predictor")
     weights = knobs["class_weights"]
     if not isinstance(weights, dict) or not all(isinstance(k, str) and 1 <= len(k) <= 64 and _finite(w)
                                                 and 0 < w <= 1e6 for k, w in weights.items()):

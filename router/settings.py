@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     tenant_penalty: float = Field(default=0.05, description="score tokens per token used in the window")
     # A front re-reads a tenant's usage from Redis at most this often (saves a round trip per request).
     tenant_usage_cache_s: float = 1.0
+    # Per-tenant (per API key) limits: "alice:rpm=60:tpm=20000,bot:rpm=600" (router/limits.py).
+    rate_limits: str = ""
 
     # --- dispatcher ---
     lease_s: float = 10.0
@@ -92,6 +94,14 @@ class Settings(BaseSettings):
     def _port(cls, v: int) -> int:
         if not 0 <= v < 65536:
             raise ValueError("port must be in 0..65535")
+        return v
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, v: str) -> str:
+        from router.limits import parse_rate_limits
+
+        parse_rate_limits(v)  # a bad entry fails at start, naming it
         return v
 
     @field_validator("log_format")
