@@ -62,10 +62,21 @@ class ControlStore:
     async def version(self, doc: Doc) -> int:
         return int(await self.r.hget(doc.key, "version") or 0)
 
-    async def read(self, doc: Doc) -> Snapshot:
+    async def read(self, doc: Doc, strict: bool = False) -> Snapshot:
+        """The stored document. One that is not a JSON object (written past the admin API) raises
+        ValueError when `strict` (readers keep their last good one), else reads as {} so that an
+        admin's next change replaces it (the compare-and-set still compares the stored text)."""
         raw, version = await self.r.hmget(doc.key, [doc.field, "version"])
-        text = raw.decode() if raw else "{}"
-        return Snapshot(json.loads(text), int(version or 0), text)
+        text = raw.decode(errors="replace") if raw else "{}"
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            if strict:
+                raise ValueError(f"stored {doc.target} document is not a JSON object: {text[:80]!r}")
+            parsed = {}
+        return Snapshot(parsed, int(version or 0), text)
 
     async def update(self, doc: Doc, old: Snapshot, new: dict[str, Any], who: str) -> int:
         """Store `new` if the stored document is still `old`; returns the new version."""

@@ -93,7 +93,7 @@ class ControlWatcher:
         good one: a value written past the admin API must not take every gateway down."""
         self.versions[target] = version  # a document refused here is not read again
         try:
-            snap = await self.store.read(doc)
+            snap = await self.store.read(doc, strict=True)
             self.versions[target] = snap.version
             await apply(snap.doc)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
