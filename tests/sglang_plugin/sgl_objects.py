@@ -17,7 +17,7 @@ from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
 from sglang.srt.managers.schedule_policy import AddReqResult, PrefillAdder, SchedulePolicy
 from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
 from sglang.srt.mem_cache.cache_init_params import CacheInitParams
-from sglang.srt.mem_cache.common import checkpoint_kv_cache
+from sglang.srt.mem_cache.common import checkpoint_kv_cache, release_kv_cache
 from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
 from sglang.srt.mem_cache.radix_cache import RadixCache
 from sglang.srt.mem_cache.unified_cache.components import ComponentType
@@ -126,3 +126,80 @@ def _sample(batch: ScheduleBatch, token: int) -> None:
     for req in batch.reqs:
         req.output_ids.append(token)
     batch.output_ids = torch.full((len(batch.reqs),), token, dtype=torch.int64)
+
+
+class Loop:
+    """SGLang's scheduler loop over real objects, one iteration per `step()`, built from the pieces
+    `Scheduler.event_loop_normal` runs, in its order: the prefill pass (`calc_priority`, the
+    admission loop with `preempt_to_schedule`, preempted requests back to the queue), else a decode
+    step (`check_decode_mem`, `retract_decode`), the forward (the one stand-in: it takes token 7),
+    then `process_batch_result` — the prompt checkpointed, finished requests released into the
+    tree, the plugin's AFTER hook. `overlap=True` takes `event_loop_overlap`'s order: a batch's
+    result is processed after the next batch is scheduled. (The `Scheduler` object itself needs a
+    model worker, the distributed runtime and device streams, which a CPU test does not have.)"""
+
+    def __init__(self, eng: Engine, driver, overlap: bool = False):
+        self.eng, self.driver, self.overlap = eng, driver, overlap
+        self.waiting: list[Req] = []
+        self.running = ScheduleBatch(reqs=[], batch_is_full=False)  # as `init_running_status` starts
+        self.unprocessed: ScheduleBatch | None = None  # overlap: launched, result not processed
+        self.done: list[Req] = []
+        self.log: list[dict] = []
+
+    def step(self) -> None:
+        batch, event = self._schedule()
+        if batch is not None:
+            _sample(batch, 7)  # the forward
+        if self.overlap:
+            last, self.unprocessed = self.unprocessed, batch
+            if last is not None:
+                self._process(last)
+        elif batch is not None:
+            self._process(batch)
+        if batch is not None and batch is not self.running:
+            if self.running.is_empty():
+                self.running = batch
+            else:
+                self.running.merge_batch(batch)
+        self.log.append(event)
+
+    def drain(self) -> None:
+        if self.unprocessed is not None:
+            self._process(self.unprocessed)
+            self.unprocessed = None
+
+    def _schedule(self) -> tuple[ScheduleBatch | None, dict]:
+        self.running.filter_batch()  # finished requests leave the batch
+        event: dict = {}
+        if self.waiting:
+            adder = self.eng.admit_pass(self.waiting, self.running)
+            event = {"order": [r.rid for r in self.waiting], "admit": [r.rid for r in adder.can_run_list],
+                     "preempt": [r.rid for r in adder.preempt_list]}
+            admitted = set(adder.can_run_list)
+            self.waiting = [r for r in self.waiting if r not in admitted] + list(adder.preempt_list)
+            if adder.can_run_list:
+                batch = ScheduleBatch.init_new(adder.can_run_list, self.eng.req_to_token, self.eng.allocator,
+                                               self.eng.tree, MODEL, False, SpeculativeAlgorithm.NONE)
+                batch.prepare_for_extend()
+                return batch, event
+        if self.running.is_empty():
+            return None, event
+        if not self.running.check_decode_mem():
+            retracted, _, _ = self.running.retract_decode()
+            event["retract"] = [r.rid for r in retracted]
+            self.waiting.extend(retracted)
+        self.running.prepare_for_decode()
+        return self.running, event
+
+    def _process(self, batch: ScheduleBatch) -> None:
+        extend = batch.forward_mode.is_extend()
+        for req in batch.reqs:
+            if req.finished():
+                continue
+            req.update_finish_state()
+            if req.finished():
+                release_kv_cache(req, self.eng.tree, checkpoint=True)
+                self.done.append(req)
+            elif extend:
+                checkpoint_kv_cache(req, self.eng.tree)
+        self.driver.after_batch_result(None, None, batch)  # the plugin's AFTER hook
