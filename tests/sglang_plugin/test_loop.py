@@ -36,7 +36,7 @@ def test_preempted_requests_come_back_with_their_kv_and_everyone_finishes(driver
     # Each came back once, with all it had computed but the last sampled token a tree hit.
     assert stats["readmitted"] == stats["preempted"] and stats["readmit_short"] == 0
     assert stats["readmit_prefix_tokens"] == stats["readmit_kept_tokens"]
-    assert sorted(r.rid for r in loop.done) == [*(f"long{i}" for i in range(3)), *(f"short{i}" for i in range(3))]
+    assert sorted(r.rid for r in loop.done) == ["long0", "long1", "long2", "short0", "short1", "short2"]
     assert all(len(r.output_ids) == r.sampling_params.max_new_tokens for r in loop.done)
     first_long_done = min(i for i, r in enumerate(loop.done) if r.rid.startswith("long"))
     assert {r.rid for r in loop.done[:first_long_done]} == {"short0", "short1", "short2"}
