@@ -3,6 +3,9 @@
 "use strict";
 
 const REFRESH_MS = 1000;
+const HISTORY = 300; // samples kept for the charts: 5 minutes at one a second
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const history = [];
 
 function token() {
   const m = location.hash.match(/token=([^&]+)/);
@@ -71,12 +74,89 @@ function render(s) {
   document.getElementById("at").dataset.at = String(s.at);
 }
 
+// Line chart of `series` ({name: [[t, v], ...]}) on canvas `id`; the canvas's data-series says how
+// many points each series drew (the test reads it).
+function lineChart(id, series) {
+  const c = document.getElementById(id);
+  const g = c.getContext("2d");
+  const W = c.width, H = c.height, L = 44, R = 8, T = 8, B = 40;
+  g.clearRect(0, 0, W, H);
+  const pts = Object.values(series).flat();
+  const t0 = Math.min(...pts.map((p) => p[0]), Date.now() / 1000);
+  const t1 = Math.max(...pts.map((p) => p[0]), t0 + 1);
+  const top = Math.max(...pts.map((p) => p[1]), 1e-9) * 1.1 || 1;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => H - B - (v / top) * (H - T - B);
+  g.strokeStyle = "#999"; g.lineWidth = 1; g.fillStyle = "#555"; g.font = "11px sans-serif";
+  g.beginPath(); g.moveTo(L, T); g.lineTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
+  g.fillText(fmt(top), 2, T + 10); g.fillText("0", 2, H - B);
+  g.fillText(`${Math.round(t1 - t0)} s`, W - R - 30, H - B + 14);
+  const drawn = {};
+  Object.entries(series).forEach(([name, points], i) => {
+    const color = COLORS[i % COLORS.length];
+    g.strokeStyle = color; g.fillStyle = color; g.lineWidth = 3;
+    g.beginPath();
+    points.forEach(([t, v], k) => (k ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    g.stroke();
+    points.forEach(([t, v]) => g.fillRect(x(t) - 2, y(v) - 2, 5, 5));
+    g.fillRect(L + (i % 4) * 130, H - 16, 10, 10);
+    g.fillStyle = "#1d232b"; g.fillText(name, L + (i % 4) * 130 + 14, H - 7);
+    drawn[name] = points.length;
+  });
+  c.dataset.series = JSON.stringify(drawn);
+}
+
+// Bars: one group per engine, one bar per MLFQ level.
+function levelChart(id, engines) {
+  const c = document.getElementById(id);
+  const g = c.getContext("2d");
+  const W = c.width, H = c.height, L = 44, B = 40, T = 8;
+  g.clearRect(0, 0, W, H);
+  const rows = engines.filter((e) => (e.levels || []).length);
+  const top = Math.max(1, ...rows.flatMap((e) => e.levels));
+  const group = (W - L - 8) / Math.max(1, rows.length);
+  g.fillStyle = "#555"; g.font = "11px sans-serif"; g.fillText(String(top), 2, T + 10);
+  const bars = {};
+  rows.forEach((e, i) => {
+    const w = Math.max(4, (group - 16) / e.levels.length);
+    e.levels.forEach((n, lv) => {
+      const h = (n / top) * (H - T - B);
+      g.fillStyle = COLORS[lv % COLORS.length];
+      g.fillRect(L + i * group + lv * w, H - B - h, w - 2, h);
+    });
+    g.fillStyle = "#1d232b"; g.fillText(`${e.id} (L0…L${e.levels.length - 1})`, L + i * group, H - B + 14);
+    bars[e.id] = e.levels.length;
+  });
+  c.dataset.series = JSON.stringify(bars);
+}
+
+function charts(s) {
+  history.push(s);
+  if (history.length > HISTORY) history.shift();
+  const load = { queued: [], running: [] };
+  const ttft = {};
+  history.forEach((h) => {
+    load.queued.push([h.at, h.queue.depth]);
+    load.running.push([h.at, h.inflight.total]);
+    Object.entries(h.latency).forEach(([cls, l]) => ["p50", "p90"].forEach((q) => {
+      if (l.ttft[q] === null || l.ttft[q] === undefined) return;
+      (ttft[`${cls} ${q}`] = ttft[`${cls} ${q}`] || []).push([h.at, l.ttft[q]]);
+    }));
+  });
+  lineChart("chart-load", load);
+  lineChart("chart-ttft", ttft);
+  levelChart("chart-levels", s.engines);
+  document.getElementById("span").textContent = String(Math.round(history[history.length - 1].at - history[0].at));
+}
+
 async function refresh() {
   const status = document.getElementById("status");
   try {
     const res = await fetch("/admin/stats", { headers: { Authorization: `Bearer ${token()}` } });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    render(await res.json());
+    const stats = await res.json();
+    render(stats);
+    charts(stats);
     status.textContent = "live";
     status.dataset.state = "live";
   } catch (err) {
