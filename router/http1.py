@@ -150,15 +150,22 @@ class Http1Pool:
     async def _exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
     ) -> Response:
-        writer.write(data)
-        status_line = await reader.readline()
-        if not status_line:
-            raise _Closed()
-        status = int(status_line.split(None, 2)[1])
-        headers: dict[str, str] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
+        try:
+            writer.write(data)
+            status_line = await reader.readline()
+            if not status_line:
+                raise _Closed()
+            status = int(status_line.split(None, 2)[1])
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+        except BaseException:
+            # Cancelled (client gone, admin cancel, timeout, lost lease) or failed before the
+            # answer's head: close, so the engine sees the disconnect and stops the request. A
+            # non-streamed answer's head only comes when it is finished: this is its one chance.
+            writer.close()
+            raise
         return Response(self, reader, writer, status, headers)
 
     def close(self) -> None:
