@@ -44,9 +44,11 @@ class KnobChange:
 
 
 class Driver:
-    def __init__(self, config: PolicyConfig, clock: Callable[[], float] = time.monotonic, ranks: int = 1):
+    def __init__(self, config: PolicyConfig, clock: Callable[[], float] = time.monotonic,
+                 ranks: int | None = None):
         self.clock = clock  # wall time: read only to measure step times, never to decide
-        self.ranks = ranks  # scheduler processes planning the same batch (TP x PP); set on the first pass
+        # Scheduler processes planning the same batch (TP x PP); None: SGLang's, on the first pass.
+        self.ranks = ranks or 1
         self.rank = 0
         self.now = 0.0  # the policy's clock: engine steps, each worth the step-time estimate
         self.policy: Policy = make_policy(config)
@@ -61,8 +63,8 @@ class Driver:
                       "readmit_host_tokens": 0, "readmit_short": 0}
         self.proposed: PolicyConfig | None = None  # from the control plane, for the leader to share
         self.pending: PolicyConfig | None = None  # shared with every rank: applied at the next pass
-        self.on_first_pass: Callable[[], None] | None = None  # binds the ranks, starts the control plane
-        self.bound = False
+        self.on_first_pass: Callable[[], None] | None = None  # starts the control plane
+        self.bound = ranks is not None
 
     def configure(self, config: PolicyConfig) -> None:
         """A fresh policy with these knobs (start-up, tests); live changes go through `request_config`."""
