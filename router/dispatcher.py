@@ -21,6 +21,7 @@ from router.acker import Acker
 from router.events import ERROR, Event, Inbox
 from router.job import Job
 from router.metrics import Metrics
+from router.observe import request_id
 from router.outage import RedisWatch
 from router.placement import RequestInfo, buckets_for_role, choose_replica, has_room
 from router.queue import Popped, RedisQueue
@@ -238,6 +239,7 @@ class Dispatcher:
 
     # --- one job ---
     async def _run(self, job: Job, replica: Replica) -> None:
+        request_id.set(job.request_id)  # this task's log lines name the client's request
         sink = self._sinks[job.id] = self.sinks.for_job(job)
         tried: list[Replica] = []
         try:

@@ -2,15 +2,18 @@
 the fake upstream and the gateway on loopback (in-process, and `skipjoin serve` as a subprocess)."""
 
 import json
+import logging
 import re
+import socket
 import subprocess
 import sys
+import threading
 
 import httpx
 import pytest
 from gw_helpers import REPO, gateway, upstream, wait_for
 
-from router.observe import new_request_id, unknown_env
+from router.observe import new_request_id, request_id, unknown_env
 from router.redis_server import RedisServer, free_port
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -147,3 +150,39 @@ def test_latency_and_token_metrics_by_class_and_tenant(redis_server):
     assert _sample(text, "skipjoin_tpot_seconds_count", cls="batch") == 2
     assert _sample(text, "skipjoin_prompt_tokens_total", cls="batch", tenant="acme") > 0
     assert _sample(text, "skipjoin_predicted_tokens_total", cls="batch") > 0
+
+
+class _Recorder(logging.Handler):
+    """Each record with the request id in force where it was logged (what setup_logging writes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record):
+        self.lines.append((record.getMessage(), request_id.get()))
+
+
+def test_the_dispatchers_log_lines_name_the_request(redis_server):
+    rude = socket.create_server(("127.0.0.1", 0))  # an "engine" that hangs up on every request
+
+    def hang_up():
+        while True:
+            try:
+                rude.accept()[0].close()
+            except OSError:
+                return
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    recorder = _Recorder()
+    logging.getLogger("skipjoin.dispatcher").addHandler(recorder)
+    try:
+        with gateway(redis_server.url, f"http://127.0.0.1:{rude.getsockname()[1]}") as gw:
+            resp = httpx.post(gw.url + "/v1/completions", json={"prompt": "hi"},
+                              headers={"X-Request-Id": "doomed-7"}, timeout=30)
+            assert resp.status_code == 502 and resp.headers["x-request-id"] == "doomed-7"
+    finally:
+        logging.getLogger("skipjoin.dispatcher").removeHandler(recorder)
+        rude.close()
+    about = [(msg, rid) for msg, rid in recorder.lines if msg.startswith("job ")]
+    assert about and all(rid == "doomed-7" for _, rid in about), recorder.lines
