@@ -39,6 +39,11 @@ from router.tasks import cancel_and_wait
 from router.tenants import TenantUsage, UsageConfig
 from router.window import WindowConfig
 
+# A cut network or a frozen Redis must answer 503 within seconds, never hang a request. Every
+# command is short; the longest blocking read (a relayed stream's XREAD) is RELAY_BLOCK_S (2 s).
+# Pub/sub reads are exempt (redis-py blocks those without a timeout; the bus resubscribes on error).
+REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0, "health_check_interval": 30}
+
 
 @dataclass
 class Gateway:
@@ -107,7 +112,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        client = redis.Redis.from_url(settings.redis_url, max_connections=4096)
+        client = redis.Redis.from_url(settings.redis_url, max_connections=4096, **REDIS_TIMEOUTS)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.request_timeout_s, connect=5.0), limits=limits

@@ -67,6 +67,11 @@ STALLED = json.dumps(
 LOST = json.dumps(
     error_body("the request was lost by the gateway; retry it", type_="server_error", code="lost")
 )
+UNREACHABLE = json.dumps(
+    error_body("the queue became unreachable mid-answer; retry the request", type_="server_error",
+               code="queue_unavailable")
+)
+RELAY_BLOCK_S = 2.0  # longest blocking read of a relayed stream (see the gateway's Redis socket timeout)
 RERUN = json.dumps(
     error_body(
         "the dispatching gateway stopped mid-answer; retry the request",
@@ -116,15 +121,27 @@ async def _local(box: Mailbox, client: redis.Redis, job_id: str, check_s: float)
 
 
 async def _remote(box: Mailbox, client: redis.Redis, job_id: str, check_s: float, stall_s: float):
-    """Events from the job's Redis stream; silent for `stall_s` (its writer and every reaper gone,
-    or Redis down that long): an ERROR."""
+    """Events from the job's Redis stream. Ends with an ERROR, never a hang, when the job is gone
+    with nothing more written (its dispatcher died, or RENEW dropped it), when Redis stays
+    unreachable for `check_s` (one lease), or after `stall_s` of silence."""
     loop = asyncio.get_running_loop()
-    last = loop.time()
+    last = reached = loop.time()
+    block_ms = int(min(check_s, RELAY_BLOCK_S) * 1000)  # short blocks: within the client's socket timeout
     while True:
         try:
-            got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=int(check_s * 1000))
+            got = await client.xread({keys.result(job_id): box.last_id}, count=256, block=block_ms)
+            reached = loop.time()
+            if not got and not (await _look(client, job_id))[1]:
+                # Gone; what it wrote just before going is read first, then the client is told.
+                got = await client.xread({keys.result(job_id): box.last_id}, count=256)
+                if not got:
+                    yield Event(ERROR, LOST.encode() if box.last_id == b"0" else RERUN.encode(), 503)
+                    return
         except (redis.RedisError, OSError):
             got = None
+            if loop.time() - reached > check_s:
+                yield Event(ERROR, UNREACHABLE.encode(), 503)
+                return
             await asyncio.sleep(min(check_s, 0.5))
         if got:
             last = loop.time()
