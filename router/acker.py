@@ -64,10 +64,25 @@ class Acker:
                     attempt += 1
                     log.warning("ack of %d jobs failed (attempt %d): %s", len(self._writing), attempt, exc)
                     await asyncio.sleep(min(self.max_backoff_s, 0.05 * 2**attempt))
-                except Exception:  # noqa: BLE001 - a bad batch must not block the ones after it
-                    log.exception("ack of %d jobs dropped", len(self._writing))
+                except Exception:  # noqa: BLE001 - one bad job must not cost the others their acks
+                    log.exception("ack of %d jobs failed; acking them one by one", len(self._writing))
+                    await self._one_by_one(self._writing)
                     break
             self._writing = []
+
+    async def _one_by_one(self, batch: list[tuple[Job, Outcome | None]]) -> None:
+        """Each job alone; one whose record cannot be written is still acked (its record lost,
+        never its lease: an answered job must not be reaped and run again). Redis errors: retried."""
+        for job, out in batch:
+            for entry in ((job, out), (job, None)):
+                try:
+                    await self._write([entry])
+                    break
+                except (redis.RedisError, OSError):
+                    self._pending.append(entry)  # Redis again: the flush loop retries it
+                    break
+                except Exception:  # noqa: BLE001
+                    log.exception("job %s: record dropped, lease acked", job.id)
 
     async def _write(self, batch: list[tuple[Job, Outcome | None]]) -> None:
         # Inline-predicted jobs: the engine wrote their feature to Redis; it joins their record.
