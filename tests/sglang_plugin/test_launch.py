@@ -4,11 +4,12 @@ hooks need; a bad policy knob or another SGLang release stops it before any serv
 import argparse
 import json
 
+import pytest
 from sglang.srt.server_args import ServerArgs
 
 from engine.policy import PolicyConfig
 from engine.sglang import launch
-from engine.sglang.plugin import policy_config
+from engine.sglang.plugin import entry_point_problem, policy_config
 
 
 def sglang_parse(flags):
@@ -78,3 +79,15 @@ def test_embedded_engine_gets_the_same_settings(monkeypatch):
     assert seen["priority_scheduling_preemption_threshold"] == 0
     assert seen["return_aux_hidden_state_layer_ids"] == [9] and seen["mem_fraction_static"] == 0.6
     assert os.environ["SKIPJOIN_ENGINE_POLICY_JSON"] == '{"levels": 4}'
+
+
+def test_refuses_to_start_sglang_that_would_skip_the_plugin(monkeypatch, capsys):
+    """`SGLANG_PLUGINS` without skipjoin: SGLang would serve stock scheduling without a word."""
+    monkeypatch.setattr(launch.os, "execvpe", lambda *a: pytest.fail("SGLang was started"))
+    monkeypatch.setenv("SGLANG_PLUGINS", "none")
+    assert launch.main(["--model", "m"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("skipjoin engine: SGLang would run without skipjoin's policy: "
+                   "SGLANG_PLUGINS='none' leaves out 'skipjoin'")
+    monkeypatch.setenv("SGLANG_PLUGINS", "other, skipjoin")
+    assert entry_point_problem(dict(launch.os.environ)) is None

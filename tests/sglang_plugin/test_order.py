@@ -4,6 +4,7 @@ import sgl_objects as sgl
 
 from engine.policy import PolicyConfig
 from engine.sglang import seqmap
+from wire.xargs import PREDICTED
 
 
 def levels(reqs):
@@ -62,3 +63,16 @@ def test_requests_without_priority_enter_by_prompt_alone(driver):
     assert [r.rid for r in queue] == ["small", "big"]
     assert levels(queue) == [cfg.entry_level(8 / 16), cfg.entry_level(2000 / 16)]
     assert seqmap.seq_of(big).predicted_len is None
+
+
+def test_a_malformed_prediction_falls_back_to_the_priority(driver):
+    """`custom_params` come from clients: a bad value must not break the scheduling pass."""
+    eng = sgl.Engine.build()
+    reqs = [sgl.request(f"r{i}", 16, priority=50, first_token=100 * i + 1) for i in range(4)]
+    for req, bad in zip(reqs, ["many", None, float("nan"), -3.0], strict=True):
+        req.sampling_params.custom_params = {PREDICTED: bad}
+    good = sgl.request("good", 16, priority=50, first_token=900)
+    good.sampling_params.custom_params = {PREDICTED: "7"}
+    eng.schedule_policy().calc_priority([*reqs, good])
+    assert [seqmap.seq_of(r).predicted_len for r in reqs] == [50.0] * 4
+    assert seqmap.seq_of(good).predicted_len == 7.0
