@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
@@ -41,8 +42,9 @@ class SkipJoinMixin:
         self.sj_counts = {"pauses": 0, "evictions": 0, "evicted_tokens": 0, "resumes": 0, "steps": 0,
                           "inline_predictions": 0}
         self.sj_engine_active = self.max_num_active_reqs
-        self.sj_step_started: float | None = None
-        self.sj_step_shape: tuple[int, int, int] | None = None  # (decoding, context, prefill tokens)
+        # Steps scheduled, not yet answered (async: the next is planned before the last returns).
+        self.sj_inflight: deque[tuple[float, tuple[int, int, int] | None]] = deque(maxlen=8)
+        self.sj_answered = 0.0  # when the last step's output came back
         self.sj_fit = StepCostFit()
         self.sj_evicting = False
         self.sj_clock = time.monotonic
@@ -50,7 +52,7 @@ class SkipJoinMixin:
         if len(self.waiting) or len(self.running):
             raise RuntimeError("skipjoin must replace the waiting queue before any request arrives")
         self.waiting = PolicyQueue()
-        self.sj_snapshot = self._sj_stats()
+        self.sj_snapshot = engine_stats(self)
         self.sj_control = EngineControl(self.sj, self.sj_config_changes, self.sj_current_config,
                                         lambda: self.sj_snapshot)
         self.sj_control.start()
@@ -66,7 +68,6 @@ class SkipJoinMixin:
 
     def schedule(self, *args, **kwargs):
         now = self.sj_clock()
-        self.sj_step_started = now
         before = self.sj_policy.config
         self.sj_policy = self.sj_pending.apply(self.sj_policy, self.sj_table.seqs.values(), now)
         self.sj_table.policy = self.sj_policy
@@ -81,22 +82,24 @@ class SkipJoinMixin:
         finally:
             self.max_num_active_reqs = self.sj_engine_active
             self.running.extend(paused)  # still RUNNING for vLLM: aborts and stats find them
-        self.sj_step_shape = step_shape(out, self.requests)
+        self.sj_inflight.append((now, step_shape(out, self.requests)))
         return out
 
     def update_from_output(self, scheduler_output, model_runner_output):
         out = super().update_from_output(scheduler_output, model_runner_output)
         now = self.sj_clock()
-        if self.sj_step_started is not None and self.sj_step_shape and self.sj.measure_costs:
-            seqs, ctx, prefill = self.sj_step_shape
-            self.sj_policy.costs.observe_step(now - self.sj_step_started)
-            self.sj_fit.observe(now - self.sj_step_started, seqs, ctx, prefill)
+        started, shape = self.sj_inflight.popleft() if self.sj_inflight else (now, None)
+        if shape and self.sj.measure_costs:  # its own time: from its start or the last output on
+            seqs, ctx, prefill = shape
+            took = now - max(started, self.sj_answered)
+            self.sj_policy.costs.observe_step(took)
+            self.sj_fit.observe(took, seqs, ctx, prefill)
             self.sj_fit.apply(self.sj_policy.costs, seqs, ctx)
-        self.sj_step_shape = None
+        self.sj_answered = now
         self.sj_counts["steps"] += 1
         self._sj_inline_predictions(now)
         if now - self.sj_snapshot_at >= STATS_EVERY_S or not self.sj_table.seqs:  # idle: no later step
-            self.sj_snapshot, self.sj_snapshot_at = self._sj_stats(), now
+            self.sj_snapshot, self.sj_snapshot_at = engine_stats(self), now
         return out
 
     def _preempt_request(self, request: Request, timestamp: float, drop_stale_output: bool = False) -> None:
@@ -130,10 +133,6 @@ class SkipJoinMixin:
 
     def sj_current_config(self) -> dict:
         return self.sj_pending.current(self.sj_policy).to_dict()
-
-    def _sj_stats(self) -> dict:
-        """Built on the scheduler thread; the control threads only read the last snapshot."""
-        return engine_stats(self)
 
     def shutdown(self) -> None:
         self.sj_control.stop()

@@ -70,6 +70,7 @@ def test_a_live_knob_applies_at_the_next_step(build):
 def test_the_engine_prices_its_own_steps(build):
     """Steps that take 40 ms plus 2 ms per request and 1 ms per prompt token: /stats shows that law
     and the policy plans with it."""
+    from engine.vllm.driver import engine_stats
     from tests.contract.test_contract import one_token_each, request
     from tests.contract.vllm_sched import contract_env
 
@@ -85,10 +86,10 @@ def test_the_engine_prices_its_own_steps(build):
                                           1000 + 64 * n))
                 n += 1
             out = sched.schedule()
-            seqs, _, prefill = sched.sj_step_shape
+            seqs, _, prefill = sched.sj_inflight[-1][1]
             clock[0] += 0.040 + 0.002 * seqs + 0.001 * prefill
             sched.update_from_output(out, one_token_each(sched, out))
-        prices = sched._sj_stats()["prices"]
+        prices = engine_stats(sched)["prices"]
         fit = prices["fit"]
         assert fit["base_s"] == pytest.approx(0.040, rel=0.1)
         assert fit["per_seq_s"] == pytest.approx(0.002, rel=0.1)
