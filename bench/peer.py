@@ -130,6 +130,8 @@ class Deployment:
         self.redis = RedisServer().start()
         engine = [sys.executable, "-m", "engine.vllm.launch", "--kv-cache-gib", str(a.kv_cache_gib),
                   "--max-model-len", "2048"]
+        if a.engine_threads:
+            engine += ["--threads", a.engine_threads]
         vllm_args = []  # the same memory for both engines
         if kv_blocks(a):
             vllm_args += ["--num-gpu-blocks-override", str(kv_blocks(a))]
@@ -250,6 +252,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--kv-requests", type=float, default=None,
                    help="KV budget as about this many requests of the workload's mean context")
     p.add_argument("--max-num-seqs", type=int, default=None, help="slot limit of both engines")
+    p.add_argument("--engine-threads", default=None,
+                   help="cores for both engines' OpenMP, e.g. 0 (one core: a step's OpenMP barriers "
+                        "then never wait on a core that something else holds)")
     p.add_argument("--loads", default=None,
                    help="comma list of loads as fractions of the capacity measured in this run")
     p.add_argument("--capacity-rps", type=float, default=None,
