@@ -29,12 +29,14 @@ return 1
 """
 
 # KEYS: job hash, result stream.  ARGV: owner, first ('1'/'0'), kind, data, status, ttl, moved
-# channel, id.  Appends the event if `owner` still holds the job: 1, else 0.
+# channel, id.  Appends the event if `owner` still holds the job: 1, else 0. Any append to a stream
+# without a TTL sets it: the front deletes a finished request's stream, and a late event would
+# otherwise create one that never expires.
 SEND = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'd', ARGV[4], 's', ARGV[5])
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
 if ARGV[2] == '1' then
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
   redis.call('HSET', KEYS[1], 'started', '1')
   redis.call('PUBLISH', ARGV[7], ARGV[8])
 end
@@ -73,10 +75,11 @@ class RemoteSink:
 
     def __init__(self, script, job_id: str, owner: str, front: str, ttl_s: int):
         self.script, self.job_id, self.owner, self.front, self.ttl_s = script, job_id, owner, front, ttl_s
-        self.sent = 0
+        self.sent = 0  # events possibly written: the dispatcher re-runs a job elsewhere only at 0
+        self.written = 0  # events known written
 
     async def send(self, ev: Event) -> None:
-        first = 0 if self.sent else 1
+        first = 0 if self.written else 1  # until one is known written: the note and mark are idempotent
         args = [
             self.owner,
             first,
@@ -87,9 +90,12 @@ class RemoteSink:
             keys.moved(self.front),
             self.job_id,
         ]
+        # Counted before the write: cancelled mid-write (an evacuation), the event may be in the
+        # stream already, and a re-run elsewhere would send the client its first chunk twice.
+        self.sent += 1
         if not await self.script(keys=[keys.job(self.job_id), keys.result(self.job_id)], args=args):
             raise LeaseLost(self.job_id)
-        self.sent += 1
+        self.written += 1
 
 
 class Sinks:
