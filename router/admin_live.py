@@ -3,6 +3,8 @@ resume, remove)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +16,7 @@ from router.control import REPLICAS, Conflict
 from router.control_replicas import changed as replica_doc
 from router.control_replicas import normalize_url
 from router.errors import ApiError
+from wire import control
 
 LIST_LIMIT = 500
 
@@ -46,7 +49,15 @@ async def cancel_request(request: Request, job_id: str) -> dict[str, Any]:
     a: AdminState = request.app.state.admin
     if not await admin_requests.cancel(a.queue, job_id, int(a.settings.request_timeout_s)):
         raise ApiError(404, f"no queued or running request {job_id}", code="not_found")
+    await _audit(a, who(request), job_id)
     return {"id": job_id, "cancelled": True}
+
+
+async def _audit(a: AdminState, by: str, job_id: str) -> None:
+    """An operator's cancel joins the audit log beside knob changes (version 0: no document moved)."""
+    fields = {"who": by, "target": "request", "at": repr(time.time()), "old": json.dumps({"id": job_id}),
+              "new": json.dumps({"id": job_id, "cancelled": True}), "version": 0}
+    await a.store.r.xadd(control.AUDIT, fields, maxlen=control.AUDIT_MAXLEN, approximate=True)
 
 
 @router.get("/replicas")
