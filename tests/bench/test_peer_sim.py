@@ -100,3 +100,14 @@ def test_peer_sim_sweeps_load_against_simulated_capacity(tmp_path, capsys):
     # Queueing grows with load, for plain vLLM at least.
     s = doc["summaries"]
     assert s["heavy-bursts@1.2"]["vllm"]["mean"] > s["heavy-bursts@0.5"]["vllm"]["mean"]
+
+
+def test_regime_sweep_reports_every_arm_ratio_per_regime():
+    from bench.regime_sweep import sweep_one
+
+    rows = sweep_one("chat", 4, [0, 1.2], 30, [1], {}, "heavy-bursts", None)
+    assert [r["load"] for r in rows] == ["all at once", 1.2]
+    for r in rows:
+        # With exact lengths and free swaps the bound is no worse than FCFS, and ratios are finite.
+        assert 0 < r["bound/vllm"] <= 1.0 + 1e-9
+        assert all(v > 0 for k, v in r.items() if "/" in k)
