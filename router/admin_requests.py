@@ -34,6 +34,7 @@ def _row(job: Job, now_wall: float, **extra: Any) -> dict[str, Any]:
         "predicted": job.predicted,
         "predictor": job.predictor,
         "age_s": round(max(0.0, now_wall - job.enqueued_wall), 3),
+        "request_id": job.request_id,  # the client's X-Request-Id (or the gateway's)
         **extra,
     }
 

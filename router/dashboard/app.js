@@ -149,6 +149,77 @@ function charts(s) {
   document.getElementById("span").textContent = String(Math.round(history[history.length - 1].at - history[0].at));
 }
 
+// --- actions (each one an admin API call with the tab's token; the audit log names "dashboard") ---
+async function act(method, path, body) {
+  const note = document.getElementById("action");
+  const res = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json", "X-Skipjoin-Admin": "dashboard" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  note.textContent = `${method} ${path}: ${res.status} ${(await res.text()).slice(0, 200)}`;
+  note.dataset.state = res.ok ? "ok" : "error";
+  refresh();
+}
+
+function button(label, onclick, data) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  Object.assign(b.dataset, data);
+  b.addEventListener("click", onclick);
+  return b;
+}
+
+function actionTable(id, head, rows) {
+  // rows: [[cells...], [buttons...]]
+  const t = document.getElementById(id);
+  t.replaceChildren();
+  const tr = document.createElement("tr");
+  head.forEach((h) => tr.appendChild(cell("th", h)));
+  t.appendChild(tr);
+  rows.forEach(([cols, buttons]) => {
+    const r = document.createElement("tr");
+    cols.forEach((text) => r.appendChild(cell("td", text)));
+    const td = document.createElement("td");
+    buttons.forEach((b) => td.appendChild(b));
+    r.appendChild(td);
+    t.appendChild(r);
+  });
+}
+
+function renderRequests(list) {
+  const rows = [];
+  [["queued", list.queued], ["running", list.inflight]].forEach(([state, items]) => items.slice(0, 20).forEach((q) => {
+    rows.push([[q.id.slice(0, 8), q.request_id || "", state, q.class, q.tenant, fmt(q.predicted), fmt(q.age_s)],
+      [button("Cancel", () => act("DELETE", `/admin/requests/${q.id}`), { cancel: q.id })]]);
+  }));
+  actionTable("requests", ["id", "request id", "state", "class", "tenant", "predicted", "age s", ""], rows);
+}
+
+function renderReplicas(list) {
+  actionTable("replicas", ["replica", "state", "in flight", ""], list.replicas.map((r) => [
+    [r.url, r.state, fmt(r.inflight)],
+    [button("Drain", () => act("POST", "/admin/replicas/drain", { url: r.url }), { drain: r.url }),
+     button("Resume", () => act("POST", "/admin/replicas/resume", { url: r.url }), { resume: r.url })]]));
+}
+
+function renderKnobForm(s) {
+  const select = document.getElementById("knob-name");
+  const names = Object.keys(s.knobs.gateway);
+  if (select.options.length !== names.length) {
+    select.replaceChildren(...names.map((n) => new Option(n, n)));
+  }
+}
+
+document.getElementById("knob-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = document.getElementById("knob-name").value;
+  const raw = document.getElementById("knob-value").value;
+  let value;
+  try { value = JSON.parse(raw); } catch (_) { value = raw; } // a bare word is a string (predictor)
+  act("PATCH", "/admin/config/gateway", { [name]: value });
+});
+
 async function refresh() {
   const status = document.getElementById("status");
   try {
@@ -157,6 +228,11 @@ async function refresh() {
     const stats = await res.json();
     render(stats);
     charts(stats);
+    renderKnobForm(stats);
+    const auth = { headers: { Authorization: `Bearer ${token()}` } };
+    const [reqs, reps] = await Promise.all([fetch("/admin/requests", auth), fetch("/admin/replicas", auth)]);
+    if (reqs.ok) renderRequests(await reqs.json());
+    if (reps.ok) renderReplicas(await reps.json());
     status.textContent = "live";
     status.dataset.state = "live";
   } catch (err) {

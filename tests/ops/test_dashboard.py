@@ -7,6 +7,7 @@ import json
 import re
 from html.parser import HTMLParser
 
+import cdp
 import chromium
 import httpx
 import pytest
@@ -74,8 +75,9 @@ async def test_dashboard_numbers_match_the_json_endpoint(redis_server, redis_cli
     engine = StatsPublisher(redis_server.url, "engine-0", every_s=0, ttl_s=120)
     engine.publish({"running": 1, "waiting": 3, "levels": [2, 1, 0, 1]})
     # lease_s 10: Chromium's start-up starves the box; a 1 s lease could lapse and move the queue.
+    # request_timeout_s 300: the held request must outlast the page loads on a loaded box.
     with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, admin_token=TOKEN,
-                                               window_max=1, lease_s=10.0) as gw:
+                                               window_max=1, lease_s=10.0, request_timeout_s=300.0) as gw:
         admin(gw.url).patch("/admin/config/gateway", json={"aging_rate": 2.5})
         client = httpx.AsyncClient(timeout=60)
         tasks = await _traffic(client, gw, up)
@@ -110,7 +112,7 @@ async def test_dashboard_numbers_match_the_json_endpoint(redis_server, redis_cli
         else:
             assert float(shown) == pytest.approx(float(expected), abs=1e-4), (key, shown, expected)
     assert "2 · 1 · 0 · 1" in dom  # MLFQ level occupancy as the engine published it
-    assert all(a.status_code == 200 for a in answers)
+    assert all(a.status_code == 200 for a in answers), [(a.status_code, a.text[:300]) for a in answers]
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and SCREENSHOT.stat().st_size > 10_000
 
 
@@ -144,3 +146,58 @@ async def test_dashboard_draws_live_charts(redis_server, redis_client, tmp_path)
     blue, red = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)  # the first two series' colours (app.js)
     assert sum(_near(p, blue) for p in pixels) > 300
     assert sum(_near(p, red) for p in pixels) > 300
+
+
+def _button(kind: str, value: str) -> str:
+    return f"document.querySelector('button[data-{kind}=\"{value}\"]')"
+
+
+async def test_dashboard_cancels_a_request_drains_a_replica_and_sets_a_knob(redis_server, redis_client):
+    """Its buttons, clicked in a real browser (DevTools protocol), do what the admin API does."""
+    with upstream(max_batch=1) as up, gateway(redis_server.url, up.url, admin_token=TOKEN, window_max=1,
+                                               lease_s=10.0) as gw:
+        a = admin(gw.url)
+        client = httpx.AsyncClient(timeout=120)
+        url = gw.url + "/v1/completions"
+        held = asyncio.create_task(client.post(url, json={"prompt": "[hold]"}))
+        await asyncio.to_thread(wait_for, lambda: any("[hold]" in x["prompt"] for x in up.state.received))
+        queued = asyncio.create_task(client.post(url, json={"prompt": "Write 40 tokens"},
+                                                 headers={"X-Request-Id": "to-cancel"}))
+        await asyncio.to_thread(wait_for, lambda: len(a.get("/admin/requests").json()["queued"]) == 1)
+        job = a.get("/admin/requests").json()["queued"][0]
+        assert job["request_id"] == "to-cancel"
+        page = await asyncio.to_thread(cdp.Page, f"{gw.url}/dashboard/#token={TOKEN}")
+
+        async def click(kind: str, value: str) -> None:
+            await asyncio.to_thread(page.wait, f"!!{_button(kind, value)}")
+            await asyncio.to_thread(page.eval, f"{_button(kind, value)}.click(); true")
+
+        def state() -> str:
+            return a.get("/admin/replicas").json()["replicas"][0]["state"]
+
+        def aging_rate() -> float:
+            return a.get("/admin/config").json()["gateway"]["aging_rate"]["value"]
+
+        try:
+            await click("cancel", job["id"])
+            answer = await queued
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "cancelled_by_operator"
+            await click("drain", up.url)
+            await asyncio.to_thread(wait_for, lambda: state() == "draining", 30)
+            await click("resume", up.url)
+            await asyncio.to_thread(wait_for, lambda: state() == "active", 30)
+            await asyncio.to_thread(page.wait, "document.getElementById('knob-name').options.length > 0")
+            await asyncio.to_thread(page.eval, "document.getElementById('knob-name').value = 'aging_rate';"
+                                               "document.getElementById('knob-value').value = '7.5';"
+                                               "document.getElementById('knob-set').click(); true")
+            await asyncio.to_thread(wait_for, lambda: aging_rate() == 7.5, 30)
+            shown = "document.getElementById('action').textContent"
+            note = await asyncio.to_thread(page.wait, f"{shown}.startsWith('PATCH') && {shown}")
+            assert "PATCH /admin/config/gateway: 200" in note
+            whos = {e.get("who") for e in a.get("/admin/audit").json()["entries"]}
+            assert any(w.startswith("dashboard") for w in whos), whos  # the audit log names the page
+        finally:
+            await asyncio.to_thread(page.close)
+            control(up.url, release=True)
+            assert (await held).status_code == 200
+            await client.aclose()

@@ -186,3 +186,15 @@ def test_the_dispatchers_log_lines_name_the_request(redis_server):
         rude.close()
     about = [(msg, rid) for msg, rid in recorder.lines if msg.startswith("job ")]
     assert about and all(rid == "doomed-7" for _, rid in about), recorder.lines
+
+
+@pytest.mark.engine
+def test_the_real_engine_gets_the_request_id(redis_server, vllm_engine):
+    """vLLM names its answer after the X-Request-Id it received (cmpl-<id>)."""
+    url = vllm_engine.url.rstrip("/")
+    with gateway(redis_server.url, url) as gw:
+        resp = httpx.post(gw.url + "/v1/completions", json={"prompt": "Hello", "max_tokens": 2},
+                          headers={"X-Request-Id": "rid-engine-1"}, timeout=300)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-request-id"] == "rid-engine-1"
+    assert "rid-engine-1" in resp.json()["id"]
