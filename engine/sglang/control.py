@@ -2,7 +2,7 @@
 
 The same parts as the vLLM backend (`engine.control`), the same environment variables. SGLang runs
 the plugin in each of its processes; only the scheduler plans, so the threads start on its first
-pass, on the leader rank alone. A knob change goes out with the leader's next request broadcast
+pass. A knob change goes out with the next request broadcast of the rank that reads the requests
 and is applied by every rank's scheduler thread at the start of the same pass.
 """
 
@@ -37,14 +37,13 @@ class Control:
         return cls(driver, driver.policy.config, url, replica) if url else None
 
     def start(self) -> None:
-        """On the leader rank only: it alone proposes knobs (they reach the others through SGLang's
-        broadcast) and publishes the replica's stats."""
+        """Every rank watches the knobs, but only a rank that reads the requests sends its
+        proposal (SGLang broadcasts it to the others); rank 0 alone publishes the stats."""
         from engine.control import KnobWatcher, StatsPublisher
 
+        self.watcher = KnobWatcher(self.redis_url, self.on_knobs).start()
         if self.driver.rank != 0:
             return
-
-        self.watcher = KnobWatcher(self.redis_url, self.on_knobs).start()
         self.publisher = StatsPublisher(self.redis_url, self.replica_id)
         threading.Thread(target=self._publish_loop, name="skipjoin-stats", daemon=True).start()
 

@@ -93,9 +93,10 @@ class Driver:
 
     # --- knobs to every rank: AROUND SchedulerRequestReceiver._broadcast_reqs_across_ranks ---------
     def share_knobs(self, original, receiver, recv_reqs, local_reqs=None, *args, **kwargs):
-        """The leader (the rank that read the requests: `recv_reqs` is not None) adds the proposed
-        knobs to what it broadcasts; every rank takes them out of what it received, in the same
-        loop iteration, and applies them at its next pass."""
+        """The leader (the rank that read the requests: `recv_reqs` is not None; with attention
+        data parallelism, each group's) adds the proposed knobs to what it broadcasts; every rank
+        takes them out of what it received, in the same loop iteration, and applies them at its
+        next pass."""
         if recv_reqs is not None and self.proposed is not None:
             change, self.proposed = KnobChange(self.proposed.to_dict()), None
             local_reqs = [*(local_reqs or []), change]
@@ -224,8 +225,8 @@ class Driver:
         if not kept:
             return
         setattr(req, seqmap.KEPT, 0)
-        host = int(getattr(req, "host_hit_length", 0) or 0)
-        prefix = int(req.prefix_len or 0) + host
+        host = int(getattr(req, "host_loaded_length", 0) or 0)  # HiCache load-back, in `prefix_len` too
+        prefix = int(req.prefix_len or 0)
         self.stats["readmitted"] += 1
         self.stats["readmit_kept_tokens"] += kept
         self.stats["readmit_prefix_tokens"] += prefix
