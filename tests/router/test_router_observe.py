@@ -198,3 +198,15 @@ def test_the_real_engine_gets_the_request_id(redis_server, vllm_engine):
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-request-id"] == "rid-engine-1"
     assert "rid-engine-1" in resp.json()["id"]
+
+
+def test_an_unexpected_error_is_a_500_in_openai_shape_carrying_the_id(redis_server):
+    with upstream() as up, gateway(redis_server.url, up.url) as gw:
+        async def boom():
+            raise RuntimeError("a bug")
+
+        gw.app.add_api_route("/boom", boom, methods=["GET"])
+        resp = httpx.get(gw.url + "/boom", headers={"X-Request-Id": "bug-1"}, timeout=30)
+    assert resp.status_code == 500
+    assert resp.json()["error"]["message"] == "internal error"  # no internals leak to the client
+    assert resp.headers["x-request-id"] == "bug-1"
