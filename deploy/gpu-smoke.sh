@@ -19,9 +19,12 @@
 #   PREFLIGHT_ONLY=1 deploy/gpu-smoke.sh   # only say whether this machine can run it
 #
 # Needs one environment with sglang==0.5.23 and its GPU dependencies, and skipjoin installed in it
-# (`pip install -e ".[sglang]"`, deploy/Dockerfile.gpu). Knobs (env): PYTHON, OUT (results/gpu-smoke),
-# PORT (8100), TP (1), LONG (8), LONG_TOKENS (1500), SHORT (24), SHORT_TOKENS (32), EXTRA (more
-# SGLang flags for every run, e.g. "--enable-deterministic-inference" if outputs differ run to run).
+# (`pip install -e ".[sglang]"`, or deploy/Dockerfile.gpu on lmsysorg/sglang:v0.5.23). SGLang's own
+# wheel is 39 MB; its CUDA dependencies (torch==2.14.1, sglang-kernel==0.4.10, flashinfer_python
+# 0.7.2, nvidia-cutlass-dsl, ...) are gigabytes: a machine without a registry needs them in its image.
+# Knobs (env): PYTHON, OUT (results/gpu-smoke), PORT (8100), TP (1), LONG (8), LONG_TOKENS (1500),
+# SHORT (24), SHORT_TOKENS (32), EXTRA (more SGLang flags for every run, e.g.
+# "--enable-deterministic-inference" where batched greedy outputs differ from those run alone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -37,7 +40,7 @@ missing=()
 version_problem=$("$PY" -c 'from engine.sglang.version import check_version, installed_version as v
 check_version(v())' 2>&1 | tail -1) || missing+=("sglang==0.5.23: ${version_problem}")
 "$PY" -c 'import sgl_kernel' 2>/dev/null \
-  || missing+=("sgl_kernel (SGLang's CUDA kernels, from the sglang GPU dependency set)")
+  || missing+=("sgl_kernel (sglang-kernel==0.4.10, SGLang's CUDA kernels, and its other CUDA deps)")
 plugin_problem=$("$PY" -c 'import os; from engine.sglang.plugin import entry_point_problem as p
 print(p(dict(os.environ)) or "")' 2>&1 | tail -1)
 [ -z "$plugin_problem" ] || missing+=("skipjoin's SGLang plugin: $plugin_problem")
@@ -105,7 +108,8 @@ sys.stdout.write((redis.Redis.from_url('$REDIS').get(control.engine_stats('smoke
 HICACHE=(--hicache-size 1)
 failed=0
 run tokens-overlap --need-host -- --max-total-tokens 16384 "${HICACHE[@]}" || failed=1
-run tokens-normal --need-host -- --max-total-tokens 16384 "${HICACHE[@]}" --disable-overlap-schedule || failed=1
+run tokens-normal --need-host -- --max-total-tokens 16384 "${HICACHE[@]}" \
+  --disable-overlap-schedule || failed=1
 run slots-overlap -- --max-running-requests 4 --max-total-tokens 32768 --hicache-size 2 || failed=1
 run slots-normal -- --max-running-requests 4 --max-total-tokens 32768 --hicache-size 2 \
   --disable-overlap-schedule || failed=1
