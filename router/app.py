@@ -32,7 +32,7 @@ from router.placement import ROLES, buckets_for_role
 from router.proxy_paths import install_proxy_paths
 from router.queue import QueueConfig, RedisQueue
 from router.ready import install_ready
-from router.replica import Replica
+from router.replica import Replica, assign_models
 from router.score import ScoreConfig, parse_class_weights
 from router.settings import Settings
 from router.tasks import cancel_and_wait
@@ -157,6 +157,8 @@ def create_app(
             http,
             (lambda: [r.url for r in dispatcher.replicas]) if dispatcher else (lambda: settings.engine_urls),
             settings.models_refresh_s,
+            on_refresh=(lambda serving: assign_models(dispatcher.replicas, serving)) if dispatcher else (
+                lambda _: None),
         )
         app.state.gateway = Gateway(
             settings, front, dispatcher, metrics, client, api_keys, score_cfg.class_weights, catalog

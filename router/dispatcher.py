@@ -216,9 +216,17 @@ class Dispatcher:
                 return
 
     def _start(self, job: Job) -> None:
-        states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in self.replicas]
+        model = job.model
+        states = [r.state(self.cfg.window, job.prefix_key, job.home, model) for r in self.replicas]
         idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
-        if idx is None:  # only if roles changed under us: any replica with room will do
+        if idx is None:  # only if roles changed under us: a replica of its model with room will do
+            idx = next((i for i, s in enumerate(states) if s.serves and has_room(s)), None)
+        if idx is None and model is not None:  # its model's replicas are full (the queue is shared
+            # by all models): overcommit the least busy open one of them rather than send it elsewhere
+            ours = [i for i, r in enumerate(self.replicas) if not r.paused and states[i].serves]
+            if ours:
+                idx = min(ours, key=lambda i: (not states[i].healthy, states[i].busy, states[i].inflight))
+        if idx is None:
             idx = next((i for i, s in enumerate(states) if has_room(s)), None)
         if idx is None:  # a replica paused or its window shrank while the pop was in flight: the
             # job is leased to us already, so overcommit the least busy one that takes new requests
@@ -295,7 +303,7 @@ class Dispatcher:
         left = [r for r in self.replicas if r.healthy and not r.paused and all(r is not t for t in tried)]
         if not left:
             return None
-        states = [r.state(self.cfg.window, job.prefix_key, job.home) for r in left]
+        states = [r.state(self.cfg.window, job.prefix_key, job.home, job.model) for r in left]
         idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
         return left[idx if idx is not None else 0]
 

@@ -38,6 +38,11 @@ class Job:
         return "/v1/chat/completions" if self.kind == "chat" else "/v1/completions"
 
     @property
+    def model(self) -> str | None:
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
     def max_tokens(self) -> int | None:
         value = self.body.get("max_completion_tokens", self.body.get("max_tokens"))
         return None if value is None else int(value)

@@ -26,10 +26,11 @@ class ModelCatalog:
         refresh_s: float = 30.0,
         timeout_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[dict[str, frozenset[str] | None]], None] = lambda _: None,
     ):
         if refresh_s <= 0 or timeout_s <= 0:
             raise ValueError("refresh_s and timeout_s must be > 0")
-        self.http, self.urls, self.clock = http, urls, clock
+        self.http, self.urls, self.clock, self.on_refresh = http, urls, clock, on_refresh
         self.refresh_s, self.timeout_s = refresh_s, timeout_s
         self._models: dict[str, dict[str, Any]] = {}
         self._serving: dict[str, list[str]] = {}  # model id -> the engine URLs that list it
@@ -45,25 +46,29 @@ class ModelCatalog:
             if self.clock() - self._at >= self.refresh_s:
                 urls = self.urls()
                 lists = await asyncio.gather(*(self._fetch(u) for u in urls))
-                merged = {m["id"]: m for entries in lists for m in entries}
+                merged = {m["id"]: m for entries in lists for m in entries or []}
                 if merged or not self._models:
                     self._models = merged
                     serving: dict[str, list[str]] = {}
                     for url, entries in zip(urls, lists, strict=True):
-                        for m in entries:
+                        for m in entries or []:
                             serving.setdefault(m["id"], []).append(url)
                     self._serving = serving
+                    # Placement learns what each replica serves (None: it did not say this time).
+                    self.on_refresh({url: None if entries is None else frozenset(m["id"] for m in entries)
+                                     for url, entries in zip(urls, lists, strict=True)})
                 self._at = self.clock()
         return self._models
 
-    async def _fetch(self, url: str) -> list[dict[str, Any]]:
+    async def _fetch(self, url: str) -> list[dict[str, Any]] | None:
+        """The engine's model entries; None when it did not answer with a list."""
         try:
             resp = await self.http.get(url + "/v1/models", timeout=self.timeout_s)
             data = resp.json().get("data") if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError, AttributeError):
-            return []
+            return None
         if not isinstance(data, list):
-            return []
+            return None
         return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
     async def serving(self, model: str | None) -> list[str] | None:

@@ -1,6 +1,7 @@
 """Replica choice: a pure function over plain data.
 
-Rules, in order: a replica must have room in its window and accept the request's role (a "short"
+Rules, in order: a replica must serve the model asked for (when its model list is known), have room
+in its window and accept the request's role (a "short"
 replica takes requests predicted below the threshold, a "long" one the rest, an untagged one
 anything); among those, prefer one that recently served the same prompt prefix (its prefix cache
 holds the KV) unless it is clearly busier than the least loaded; otherwise the least loaded.
@@ -22,6 +23,7 @@ class ReplicaState:
     role: str = ""  # "", "short" or "long"
     has_prefix: bool = False  # served this request's prompt prefix recently
     healthy: bool = True
+    serves: bool = True  # lists the request's model (or its list is not known yet)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def candidates(replicas: list[ReplicaState], request: RequestInfo) -> list[int]:
     ok = [
         i
         for i, r in enumerate(replicas)
-        if has_room(r) and accepts(r.role, request.predicted_len, request.role_threshold)
+        if r.serves and has_room(r) and accepts(r.role, request.predicted_len, request.role_threshold)
     ]
     healthy = [i for i in ok if replicas[i].healthy]
     return healthy or ok

@@ -21,6 +21,7 @@ class Replica:
     inflight_at_report: int = 0
     healthy: bool = True
     paused: bool = False  # admin: paused, draining or removed; no new requests, running ones finish
+    models: frozenset[str] | None = None  # the ids its /v1/models lists; None: not known (serves any)
     tasks: dict[str, asyncio.Task] = field(default_factory=dict)  # job id -> running forward
     prefixes: OrderedDict[str, None] = field(default_factory=OrderedDict)
     pool: Http1Pool = field(init=False)  # keep-alive connections for forwarded requests
@@ -39,7 +40,12 @@ class Replica:
             return 1  # a down engine fails fast (503) rather than holding requests forever
         return window_size(self.load, self.inflight_at_report, cfg)
 
-    def state(self, cfg: WindowConfig, prefix_key: str, home: str = "") -> ReplicaState:
+    def serves(self, model: str | None) -> bool:
+        return model is None or self.models is None or model in self.models
+
+    def state(
+        self, cfg: WindowConfig, prefix_key: str, home: str = "", model: str | None = None
+    ) -> ReplicaState:
         window = self.window(cfg)
         return ReplicaState(
             inflight=self.inflight,
@@ -48,6 +54,7 @@ class Replica:
             role=self.role,
             has_prefix=home == self.url or prefix_key in self.prefixes,
             healthy=self.healthy,
+            serves=self.serves(model),
         )
 
     def remember(self, prefix_key: str) -> None:
@@ -58,3 +65,10 @@ class Replica:
 
     def report(self, load: EngineLoad | None) -> None:
         self.load, self.inflight_at_report, self.healthy = load, self.inflight, True
+
+
+def assign_models(replicas: list[Replica], by_url: dict[str, frozenset[str] | None]) -> None:
+    """Each replica's models as its /v1/models last listed them (router/models.py); None, so any
+    model, for one that did not answer (down or starting: no reason to route around it later)."""
+    for r in replicas:
+        r.models = by_url.get(r.url)

@@ -1,7 +1,8 @@
 """Paths the gateway does not schedule (/tokenize, /detokenize, /v1/embeddings, /v1/responses,
-/version) reach a replica of the model asked for, against real servers: Redis, two small engines on
-loopback that serve different models, and the gateway."""
+/version) reach a replica of the model asked for, and so do scheduled completions, against real
+servers: Redis, two small engines on loopback that serve different models, and the gateway."""
 
+import asyncio
 import contextlib
 import json
 
@@ -30,6 +31,19 @@ def engine_app(model: str) -> tuple[FastAPI, list[dict]]:
     @app.get("/health")
     async def health():
         return {"status": "ok"}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        seen.append({"path": "/v1/completions", "model": body.get("model")})
+        if body.get("model") not in (None, model):  # vLLM's answer to a model it does not serve
+            err = {"message": f"The model `{body['model']}` does not exist.", "type": "NotFoundError",
+                   "param": "model", "code": 404}
+            return JSONResponse({"error": err}, status_code=404)
+        await asyncio.sleep(0.05)  # long enough for several to be in flight at once
+        return {"id": "cmpl-1", "object": "text_completion", "model": model,
+                "choices": [{"index": 0, "text": model, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
     @app.get("/version")
     async def version(request: Request):
@@ -130,3 +144,17 @@ def test_with_every_replica_down_the_answer_is_503_with_retry_after(redis_server
         resp = httpx.get(gw.url + "/version", timeout=30)
         assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
         assert resp.json()["error"]["code"] == "engine_unavailable"
+
+
+def test_completions_go_to_a_replica_of_their_model(redis_server):
+    with two_engines() as (a, b), gateway(redis_server.url, f"{a.url},{b.url}", window_max=2) as gw:
+        async def burst():
+            async with httpx.AsyncClient(timeout=60) as client:
+                url = gw.url + "/v1/completions"
+                return await asyncio.gather(*(client.post(url, json={"model": m, "prompt": "hi"})
+                                              for m in ["model-a", "model-b"] * 8))
+
+        answers = asyncio.run(burst())
+    assert [r.status_code for r in answers] == [200] * 16, [r.text for r in answers if r.status_code != 200]
+    assert [r.json()["choices"][0]["text"] for r in answers] == ["model-a", "model-b"] * 8
+    assert {x["model"] for x in a.seen} == {"model-a"} and {x["model"] for x in b.seen} == {"model-b"}
