@@ -18,17 +18,22 @@ def latency_vs_load(rows: list[dict], path: str | Path, title: str = "") -> Path
         loads = [p[0] for p in pts]
         axes[0].plot(loads, [p[1] for p in pts], marker="o", label=policy)
         axes[1].plot(loads, [p[2] for p in pts], marker="o", label=policy)
-    for ax, what in zip(axes, ("mean latency (s)", "p99 latency (s)"), strict=True):
-        ax.set_xlabel("load")
-        ax.set_ylabel(what)
+    for ax in axes:
         ax.set_yscale("log")
+    return _save(fig, axes, ("mean latency (s)", "p99 latency (s)"), "load", title, path, dpi=100)
+
+
+def _save(fig, axes, ylabels, xlabel: str, title: str, path: str | Path, dpi: int) -> Path:
+    for ax, what in zip(axes, ylabels, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -48,15 +53,5 @@ def regime_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
             if all("lo" in r and key in r["lo"] for r in pts):
                 ax.fill_between(loads, [r["lo"][key] for r in pts], [r["hi"][key] for r in pts],
                                 color=line.get_color(), alpha=0.15)
-    for ax, (_, what) in zip(axes, panels, strict=True):
-        ax.set_xlabel("load (share of measured capacity)")
-        ax.set_ylabel(what)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, axes, [what for _, what in panels], "load (share of measured capacity)", title, path,
+                 dpi=90)
