@@ -87,3 +87,26 @@ async def test_a_relayed_stream_ends_with_an_error_when_redis_freezes_or_dies(ao
     assert any('"t0 "' in line for line in lines)
     assert _ended_with_an_error(lines), lines[-3:]
     assert ended - frozen < 2 * lease_s + 10
+
+
+async def test_a_full_redis_is_a_503_and_serving_resumes_when_it_has_room(aof_redis):
+    """Redis at its `maxmemory` with `noeviction` (never silently dropping jobs) refuses writes: the
+    gateway answers 503 with Retry-After, not a 5xx of its own, and serves again once there is room."""
+    import redis.asyncio as aredis
+
+    r = aredis.Redis.from_url(aof_redis.url)
+    body = {"prompt": "x", "max_tokens": 2}
+    with upstream() as up, gateway(aof_redis.url, up.url, lease_s=5.0) as gw:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+            assert (await client.post("/v1/completions", json=body)).status_code == 200
+            await r.set("ballast", b"x" * (256 * 1024))
+            used = int((await r.info("memory"))["used_memory"])
+            await r.config_set("maxmemory-policy", "noeviction")
+            await r.config_set("maxmemory", str(used - 64 * 1024))  # full: every write refused
+            full = await client.post("/v1/completions", json=body)
+            assert full.status_code == 503 and full.headers.get("retry-after") == "1", full.text
+            assert full.json()["error"]["code"] == "queue_unavailable"
+            await r.delete("ballast")
+            await r.config_set("maxmemory", "0")
+            assert (await client.post("/v1/completions", json=body)).status_code == 200
+    await r.aclose()
