@@ -34,16 +34,18 @@ def breakdown(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def _quantiles(values: Iterable[float]) -> dict[str, float | int | None]:
     xs = sorted(values)
     if not xs:
-        return {"n": 0, "p50": None, "p90": None}
+        return {"n": 0, "p50": None, "p90": None, "p99": None}
     p90 = xs[min(len(xs) - 1, int(0.9 * len(xs)))]
-    return {"n": len(xs), "p50": round(statistics.median(xs), 4), "p90": round(p90, 4)}
+    p99 = xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+    return {"n": len(xs), "p50": round(statistics.median(xs), 4), "p90": round(p90, 4), "p99": round(p99, 4)}
 
 
 def latency(metrics: Metrics) -> dict[str, dict[str, Any]]:
-    classes = sorted(set(metrics.recent_wait) | set(metrics.recent_ttft))
+    classes = sorted(set(metrics.recent_wait) | set(metrics.recent_ttft) | set(metrics.recent_e2e))
     return {
         c: {"queue_wait": _quantiles(metrics.recent_wait.get(c, ())),
-            "ttft": _quantiles(metrics.recent_ttft.get(c, ()))}
+            "ttft": _quantiles(metrics.recent_ttft.get(c, ())),
+            "e2e": _quantiles(metrics.recent_e2e.get(c, ()))}
         for c in classes
     }
 

@@ -82,6 +82,7 @@ class Metrics:
         # Recent latencies per class (seconds), for the dashboard's "latency by class".
         self.recent_wait: dict[str, deque[float]] = {}
         self.recent_ttft: dict[str, deque[float]] = {}
+        self.recent_e2e: dict[str, deque[float]] = {}
         self.predictor_fallbacks = Counter(
             "skipjoin_predictor_fallbacks_total",
             "Predictions that timed out or failed (heuristic used)",
@@ -109,7 +110,9 @@ class Metrics:
             self.ttft.labels(job.cls, length_bucket(job.predicted)).observe(ttft)
             self.recent_ttft.setdefault(job.cls, deque(maxlen=RECENT)).append(ttft)
         bucket = length_bucket(job.predicted)
-        self.e2e.labels(job.cls, bucket).observe(max(0.0, out.finished_at - job.enqueued_wall))
+        e2e = max(0.0, out.finished_at - job.enqueued_wall)
+        self.e2e.labels(job.cls, bucket).observe(e2e)
+        self.recent_e2e.setdefault(job.cls, deque(maxlen=RECENT)).append(e2e)
         if out.first_token_at is not None and out.output_tokens > 1:
             pace = (out.finished_at - out.first_token_at) / (out.output_tokens - 1)
             self.tpot.labels(job.cls).observe(max(0.0, pace))

@@ -134,17 +134,19 @@ function charts(s) {
   history.push(s);
   if (history.length > HISTORY) history.shift();
   const load = { queued: [], running: [] };
-  const ttft = {};
+  const lat = { ttft: {}, e2e: {} };
   history.forEach((h) => {
     load.queued.push([h.at, h.queue.depth]);
     load.running.push([h.at, h.inflight.total]);
-    Object.entries(h.latency).forEach(([cls, l]) => ["p50", "p90"].forEach((q) => {
-      if (l.ttft[q] === null || l.ttft[q] === undefined) return;
-      (ttft[`${cls} ${q}`] = ttft[`${cls} ${q}`] || []).push([h.at, l.ttft[q]]);
-    }));
+    Object.entries(h.latency).forEach(([cls, l]) => ["ttft", "e2e"].forEach((what) => ["p50", "p99"].forEach((q) => {
+      const v = (l[what] || {})[q];
+      if (v === null || v === undefined) return;
+      (lat[what][`${cls} ${q}`] = lat[what][`${cls} ${q}`] || []).push([h.at, v]);
+    })));
   });
   lineChart("chart-load", load);
-  lineChart("chart-ttft", ttft);
+  lineChart("chart-ttft", lat.ttft);
+  lineChart("chart-e2e", lat.e2e);
   levelChart("chart-levels", s.engines);
   document.getElementById("span").textContent = String(Math.round(history[history.length - 1].at - history[0].at));
 }

@@ -136,10 +136,11 @@ async def test_dashboard_draws_live_charts(redis_server, redis_client, tmp_path)
         shot = await asyncio.to_thread(chromium.screenshot, url, tmp_path / "charts.png", "1280,1000", 8000)
     engine.close()
     series = {cid: json.loads(html.unescape(data)) for cid, data in
-              re.findall(r'<canvas id="(chart-[a-z]+)"[^>]*data-series="([^"]*)"', dom)}
-    assert set(series) == {"chart-load", "chart-ttft", "chart-levels"}, dom[:3000]
+              re.findall(r'<canvas id="(chart-[a-z0-9]+)"[^>]*data-series="([^"]*)"', dom)}
+    assert set(series) == {"chart-load", "chart-ttft", "chart-e2e", "chart-levels"}, dom[:3000]
     assert series["chart-load"]["queued"] >= 2 and series["chart-load"]["running"] >= 2
-    assert series["chart-ttft"]["interactive p50"] >= 2 and series["chart-ttft"]["batch p90"] >= 2
+    assert series["chart-ttft"]["interactive p50"] >= 2 and series["chart-ttft"]["batch p99"] >= 2
+    assert series["chart-e2e"]["interactive p99"] >= 2 and series["chart-e2e"]["batch p50"] >= 2
     assert series["chart-levels"]["engine-charts"] == 4
     image = pytest.importorskip("PIL.Image").open(shot).convert("RGB")
     pixels = list(image.getdata())
