@@ -178,3 +178,16 @@ def test_grafana_panels_query_metrics_the_gateway_exports(redis_server, redis_cl
         text = httpx.get(gw.url + "/metrics").text
     exported = {m.group(1) for m in re.finditer(r"^# TYPE (\w+) ", text, re.M)}
     assert wanted <= exported, wanted - exported
+
+
+def test_every_setting_the_deploy_files_set_is_one_the_gateway_reads():
+    from router.observe import unknown_env
+
+    for path in ("docker-compose.yml", "deploy/k8s/base/settings.yaml"):
+        names = set(re.findall(r"\b(SKIPJOIN_[A-Z0-9_]+)\s*:", (REPO / path).read_text()))
+        assert names, path
+        assert unknown_env(dict.fromkeys(names, "")) == [], path
+    settings = yaml.safe_load((REPO / "deploy/k8s/base/settings.yaml").read_text())["data"]
+    from router.settings import Settings
+
+    Settings(**{k.removeprefix("SKIPJOIN_").lower(): v for k, v in settings.items()})  # values parse
