@@ -293,9 +293,11 @@ class Runner:
         return w.replace(name=label)
 
     def measure_capacity(self) -> None:
-        """Plain vLLM's requests/s with everything queued at once (recorded as `saturation`)."""
-        self.run(workload("saturation", self.shapes["saturation"], self.args.requests, self.args.seed,
-                          self.prompt), "saturation", ("vllm",), rep=0)
+        """Plain vLLM's requests/s with everything queued at once (recorded as `saturation`; a
+        saturation run already made serves)."""
+        if not self.results.get("saturation", {}).get("vllm"):
+            self.run(workload("saturation", self.shapes["saturation"], self.args.requests, self.args.seed,
+                              self.prompt), "saturation", ("vllm",), rep=0)
         self.capacity_rps = float(self.results["saturation"]["vllm"][0]["sustained_rps"])
         self.console.print(f"capacity: {self.capacity_rps:.3f} requests/s (plain vLLM, everything at once)")
 
