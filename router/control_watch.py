@@ -90,15 +90,17 @@ class ControlWatcher:
 
     async def _take(self, target: str, version: int, doc, apply) -> None:
         """Apply one stored document, or refuse it whole (logged once, reported) and keep the last
-        good one: a value written past the admin API must not take every gateway down."""
-        self.versions[target] = version  # a document refused here is not read again
+        good one: a value written past the admin API must not take every gateway down. A Redis
+        error leaves the version unseen: the next poll reads it again."""
         try:
             snap = await self.store.read(doc, strict=True)
             self.versions[target] = snap.version
             await apply(snap.doc)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            self.rejected[target] = {"version": version, "error": str(exc)}
-            log.error("control plane %s version %s refused, the last good one kept: %s", target, version, exc)
+            self.versions[target] = max(version, self.versions[target])  # not read again
+            self.rejected[target] = {"version": self.versions[target], "error": str(exc)}
+            log.error("control plane %s version %s refused, the last good one kept: %s", target,
+                      self.versions[target], exc)
             return
         self.rejected.pop(target, None)
 
