@@ -66,8 +66,16 @@ async def list_replicas(request: Request) -> dict[str, Any]:
     views = await admin_stats.gateways(a.store.r)
     return {"replicas": [
         {"url": s.url, "role": s.role, "state": s.state,
-         "inflight": sum(g["replicas"].get(s.url, {}).get("inflight", 0) for g in views)}
+         "inflight": sum(_inflight(g, s.url) for g in views)}
         for s in a.watcher.replicas]}
+
+
+def _inflight(view: dict, url: str) -> int:
+    """What one gateway's report says runs on `url` (0 for a report that is not one)."""
+    replicas = view.get("replicas")
+    entry = replicas.get(url) if isinstance(replicas, dict) else None
+    count = entry.get("inflight") if isinstance(entry, dict) else 0
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 @router.post("/replicas/{action}")

@@ -56,9 +56,12 @@ async def _documents(r: redis.Redis, prefix: str) -> list[dict[str, Any]]:
         return []
     docs = []
     for name, raw in zip(names, await r.mget(names), strict=True):
-        if raw:
-            doc = json.loads(raw)
-            doc.setdefault("id", name.decode()[len(prefix):])
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):  # anything else is not a replica's report: left out
+            doc.setdefault("id", name.decode(errors="replace")[len(prefix):])
             docs.append(doc)
     return docs
 

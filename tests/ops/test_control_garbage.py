@@ -122,3 +122,21 @@ def test_gateway_rejections_reach_every_gateways_stats(redis_server, redis_clien
         wait_for(lambda: any((g.get("rejected") or {}).get("gateway", {}).get("version") == version
                              for g in a.get("/admin/stats").json()["gateways"]), timeout=10)
         assert json.loads(json.dumps(a.get("/admin/stats").json()))  # still plain JSON
+
+
+def test_garbage_stats_documents_are_left_out_of_the_dashboard(redis_server, redis_client):
+    r = sync_redis.Redis.from_url(redis_server.url)
+    try:
+        for i, raw in enumerate([NOT_JSON, "[1]", "7", b"\xff\xfe", '{"replicas": 3}',
+                                 '{"replicas": {"http://x": {"inflight": "many"}}}']):
+            r.set(control.engine_stats(f"junk-{i}"), raw, ex=60)
+            r.set(control.gateway_stats(f"junk-{i}"), raw, ex=60)
+        with upstream() as up, gateway(redis_server.url, up.url, admin_token=TOKEN) as gw:
+            stats = admin(gw.url).get("/admin/stats")
+            assert stats.status_code == 200, stats.text
+            shown = {e["id"] for e in stats.json()["engines"]}  # objects are reports; nothing else is
+            assert {"junk-4", "junk-5"} <= shown and not shown & {"junk-0", "junk-1", "junk-2", "junk-3"}
+            assert admin(gw.url).get("/admin/replicas").status_code == 200
+    finally:
+        r.close()
+
