@@ -33,12 +33,12 @@ def check_version(found: str | None) -> None:
     if found is None:
         raise VLLMVersionError(
             f"vLLM is not installed; skipjoin's engine needs vllm{wanted} "
-            "(`pip install skipjoin[gpu]`, or scripts/setup.sh for the CPU build)"
+            f"(`pip install 'vllm{wanted}'`, or scripts/setup.sh for the CPU build)"
         )
     m = re.match(r"(\d+)\.(\d+)", found)
     if m is None or not low <= (int(m[1]), int(m[2])) < high:
         raise VLLMVersionError(
             f"skipjoin's vLLM scheduler is tested on vllm{wanted}, found vllm=={found}; refusing to "
-            f"start it (install a tested release, e.g. `pip install 'skipjoin[gpu]'`, or run plain "
+            f"start it (install a tested release, e.g. `pip install 'vllm{wanted}'`, or run plain "
             "vLLM with `skipjoin engine --stock`)"
         )
