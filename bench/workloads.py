@@ -206,10 +206,3 @@ def load_trace(path: str | Path, n: int | None = None) -> Workload:
         raise ValueError(f"{path}: no requests with output_len >= 1")
     a, p, o = (np.array(x) for x in zip(*cols, strict=True))
     return make_workload(a - a.min(), np.maximum(p, 1), o, name=path.stem)
-
-
-def save_trace(w: Workload, path: str | Path) -> None:
-    with Path(path).open("w") as f:
-        for a, p, o in zip(w.arrival, w.prompt_len, w.output_len, strict=True):
-            row = {"arrival": round(float(a), 6), "prompt_len": int(p), "output_len": int(o)}
-            f.write(json.dumps(row) + "\n")

@@ -1,4 +1,4 @@
-"""`python -m engine.vllm.probe_bench --plain URL --probe URL`: what the probe's capture costs requests
+"""`python -m bench.probe_bench --plain URL --probe URL`: what the probe's capture costs requests
 that are not probes, and that it changes none of their answers.
 
 Both engines serve the same model, one with `probe_engine_args` and one without. Rounds alternate
@@ -95,7 +95,7 @@ async def ttft_breakdown(url: str, n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine.vllm.probe_bench", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bench.probe_bench", description=__doc__)
     ap.add_argument("--plain", help="engine without the probe flags")
     ap.add_argument("--probe", help="the same engine with probe_engine_args")
     ap.add_argument("--ttft", help="only split this engine's time to first token")
