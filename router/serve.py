@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         server = _Server(config)
         server.settings = settings
+        server.should_exit = supervisor is not None and supervisor.gave_up  # gave up before this line
         server.run()
     if supervisor is not None and supervisor.gave_up:
         return 1
