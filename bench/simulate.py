@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from bench.costmodel import PROVENANCE, parse_overrides, preset
@@ -62,7 +63,8 @@ def _knob(text: str) -> tuple[str, object]:
     return key, float(value) if "." in value or "e" in value else int(value)
 
 
-def run(args: argparse.Namespace, log=print) -> list[dict]:
+def run(args: argparse.Namespace, log=print, done=lambda label: None) -> list[dict]:
+    """Every (load, policy) arm; `done(label)` is called as each one finishes (progress)."""
     cost = preset(args.cost).updated(parse_overrides(args.cost_set))
     base = load_trace(args.trace, args.requests) if args.trace else None
     n = len(base) if base is not None else args.requests or 5000
@@ -79,7 +81,9 @@ def run(args: argparse.Namespace, log=print) -> list[dict]:
                                     args.at_once, args.arm_budget_s)
             except BudgetExceeded as exc:
                 log(f"{name} at load {load}: {exc} ({args.arm_budget_s:.0f} s, --arm-budget-s); skipped")
+                done(f"{name} @ {load:g}")
                 continue
+            done(f"{name} @ {load:g}")
             rows.append({"policy": name, "load": load, "wall_s": result.wall_s,
                          "preemptions": sum(e.preemptions for e in result.engines), **s.to_dict()})
     return rows
@@ -118,7 +122,12 @@ def main(argv: list[str]) -> int:
                            + (["--cost", args.cost] if args.cost != "h100-7b" else []))
     console = Console(width=160)
     console.print(f"cost preset {args.cost}: {PROVENANCE.get(args.cost, '')}")
-    rows = run(args, console.print)
+    arms = len(args.loads.split(",")) * len(args.policies.split(","))
+    columns = (*Progress.get_default_columns(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("simulating", total=arms)
+        rows = run(args, progress.console.print,
+                   lambda label: progress.update(task, advance=1, description=f"done {label}"))
     print_table(rows, console)
     for policy, rps in slo_throughput(rows).items():
         console.print(f"{policy}: throughput at SLO (>= 90% within 5x ideal + 1 s) = {rps:.2f} req/s")

@@ -28,3 +28,13 @@ def test_summary_classes_and_slo_throughput():
             {"policy": "a", "slo_attainment": 0.5, "throughput_rps": 3.0},
             {"policy": "b", "slo_attainment": 0.2, "throughput_rps": 1.0}]
     assert slo_throughput(rows) == {"a": 2.0, "b": 0.0}
+
+
+def test_run_reports_progress_once_per_arm():
+    from bench.simulate import parse_args, run
+
+    seen: list[str] = []
+    args = parse_args(["--workload", "alpaca", "--cost", "cpu-smollm2", "-n", "50", "--loads", "0.5,0.9",
+                       "--policies", "fcfs,srpt"])
+    rows = run(args, done=seen.append)
+    assert seen == ["fcfs @ 0.5", "srpt @ 0.5", "fcfs @ 0.9", "srpt @ 0.9"] and len(rows) == 4
