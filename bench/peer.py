@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load import one
+from bench.plots import regime_curves
 from bench.regime import LENGTHS, blocks_for, load_label, requests_worth, split_label, sustained_rps
 from bench.sim_metrics import summarize
 from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
@@ -45,7 +46,7 @@ from router.procs import spawn, stop, wait_healthy
 from router.redis_server import RedisServer, free_port
 
 ARMS = ("vllm", "gateway", "skipjoin")
-METRICS = ("mean", "p50", "p99", "ttft_mean", "tokens_per_s")
+METRICS = ("mean", "p50", "p99", "ttft_mean", "ttft_p50", "ttft_p99", "tokens_per_s")
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Deployment:
             self.procs.append(proc)
             wait_healthy(f"http://127.0.0.1:{port}", proc, 900, f"{name} engine")
         self.urls["vllm"] = f"http://127.0.0.1:{stock_port}"
+        self.engine_url = f"http://127.0.0.1:{sj_port}"
         for arm, port, db, predictor in (("gateway", stock_port, 1, "heuristic"),
                                          ("skipjoin", sj_port, 2, a.predictor)):
             gw_port = free_port()
@@ -162,14 +164,28 @@ class Deployment:
         return self
 
     def engine_counts(self) -> dict:
-        """The skipjoin engine's pause/eviction/resume counters (to report per run)."""
+        """The skipjoin engine's pause/eviction/resume counters, and vLLM's own preemption count
+        on each engine (on the stock one, its priority or FCFS scheduler's): to report per run."""
         stats = httpx.get(f"http://127.0.0.1:{self.control_port}/stats", timeout=10).json()
-        return {k: stats[k] for k in ("pauses", "evictions", "resumes", "promotions")}
+        counts = {k: stats[k] for k in ("pauses", "evictions", "resumes", "promotions")}
+        counts["stock_vllm_preemptions"] = vllm_preemptions(self.urls["vllm"])
+        counts["skipjoin_vllm_preemptions"] = vllm_preemptions(self.engine_url)
+        return counts
 
     def __exit__(self, *exc) -> None:
         for proc in reversed(self.procs):
             stop(proc)
         self.redis.stop()
+
+
+def vllm_preemptions(url: str) -> float:
+    """vLLM's cumulative preemption count from its Prometheus metrics (NaN when unreadable)."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return float("nan")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:num_preemptions_total"))
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -264,6 +280,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return resolve_lengths(p.parse_args(argv))
 
 
+def curve_rows(summary: dict) -> list[dict]:
+    """Rows for `bench.plots.regime_curves`: one per arm and load, medians with their spread."""
+    keys = ("mean", "p99", "ttft_p50", "ttft_p99")
+    rows = []
+    for label, arms in summary.items():
+        load = split_label(label)[1]
+        if load is None:
+            continue
+        for arm, row in arms.items():
+            rows.append({"policy": arm, "load": load, **{k: row[k]["median"] for k in keys},
+                         "lo": {k: row[k]["min"] for k in keys}, "hi": {k: row[k]["max"] for k in keys}})
+    return rows
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -342,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                 save(out, args, runner, None)  # a cut-off run keeps what it measured
     summary = report(runner.results, console)
     save(out, args, runner, summary)
+    rows = curve_rows(summary)
+    if rows:
+        regime_curves(rows, out.with_suffix(".png"), f"live: {args.lengths}, KV {kv_blocks(args)} blocks "
+                      f"(median over repeats, band: min-max)")
     console.print(f"logs in {logs}; results in {args.out}")
     return 0 if all(a["failed"] == 0 for s in summary.values() for a in s.values()) else 1
 

@@ -111,3 +111,45 @@ def test_regime_sweep_reports_every_arm_ratio_per_regime():
         # With exact lengths and free swaps the bound is no worse than FCFS, and ratios are finite.
         assert 0 < r["bound/vllm"] <= 1.0 + 1e-9
         assert all(v > 0 for k, v in r.items() if "/" in k)
+
+
+def test_peer_curves_take_the_load_labels_with_their_spread(tmp_path):
+    from bench.peer import curve_rows
+    from bench.plots import regime_curves
+
+    cell = {k: {"median": 2.0, "min": 1.0, "max": 3.0} for k in ("mean", "p99", "ttft_p50", "ttft_p99")}
+    summary = {"saturation": {"vllm": cell}, "heavy-bursts@0.9": {"vllm": cell, "skipjoin": cell},
+               "heavy-bursts@1.2": {"vllm": cell, "skipjoin": cell}}
+    rows = curve_rows(summary)
+    assert sorted((r["policy"], r["load"]) for r in rows) == [
+        ("skipjoin", 0.9), ("skipjoin", 1.2), ("vllm", 0.9), ("vllm", 1.2)]
+    assert all(r["lo"]["mean"] == 1.0 and r["hi"]["p99"] == 3.0 for r in rows)
+    assert regime_curves(rows, tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_vllm_preemptions_reads_the_counter_from_a_real_metrics_endpoint():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from bench.peer import vllm_preemptions
+
+    body = (b'# TYPE vllm:num_preemptions_total counter\n'
+            b'vllm:num_preemptions_total{engine="0",model_name="m"} 7.0\n'
+            b'vllm:num_preemptions_created{engine="0",model_name="m"} 1.7e9\n')
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert vllm_preemptions(f"http://127.0.0.1:{server.server_port}") == 7.0
+    finally:
+        server.shutdown()
+    assert np.isnan(vllm_preemptions("http://127.0.0.1:9"))
