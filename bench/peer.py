@@ -280,13 +280,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return resolve_lengths(p.parse_args(argv))
 
 
-def curve_rows(summary: dict) -> list[dict]:
-    """Rows for `bench.plots.regime_curves`: one per arm and load, medians with their spread."""
+def curve_rows(summary: dict, workload: str) -> list[dict]:
+    """Rows for `bench.plots.regime_curves`: one per arm and load of `workload`, medians with
+    their spread."""
     keys = ("mean", "p99", "ttft_p50", "ttft_p99")
     rows = []
     for label, arms in summary.items():
-        load = split_label(label)[1]
-        if load is None:
+        name, load = split_label(label)
+        if load is None or name != workload:
             continue
         for arm, row in arms.items():
             rows.append({"policy": arm, "load": load, **{k: row[k]["median"] for k in keys},
@@ -372,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
                 save(out, args, runner, None)  # a cut-off run keeps what it measured
     summary = report(runner.results, console)
     save(out, args, runner, summary)
-    rows = curve_rows(summary)
-    if rows:
-        regime_curves(rows, out.with_suffix(".png"), f"live: {args.lengths}, KV {kv_blocks(args)} blocks "
-                      f"(median over repeats, band: min-max)")
+    for name in names:
+        rows = curve_rows(summary, name)
+        if rows:
+            regime_curves(rows, out.with_name(f"{out.stem}-{name}.png"), f"live {name}: {args.lengths}, KV "
+                          f"{kv_blocks(args)} blocks (median over repeats, band: min-max)")
     console.print(f"logs in {logs}; results in {args.out}")
     return 0 if all(a["failed"] == 0 for s in summary.values() for a in s.values()) else 1
 

@@ -166,7 +166,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="comma list of workload seeds to average (default: the run's)")
     p.add_argument("--tau", type=float, default=None,
                    help="schedule on predictions of this Kendall's tau instead of the forced lengths")
-    p.add_argument("--plot", help="PNG of mean, p99 and TTFT against load (needs --loads)")
+    p.add_argument("--plot", help="PNG of mean, p99 and TTFT against load, one per workload (needs --loads)")
     p.add_argument("--out", help="JSON of every simulated summary")
     return p.parse_args(argv)
 
@@ -203,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
                              args.tau)
         print_table(label, res, console)
         dump[label] = {arm: s.to_dict() for arm, s in res.items()}
-        rows += [{"policy": arm, "load": load, **res[arm].to_dict()} for arm in CURVE_ARMS if load]
+        rows += [{"workload": split_label(label)[0], "policy": arm, "load": load, **res[arm].to_dict()}
+                 for arm in CURVE_ARMS if load]
         if live and (live.get("summary") or {}).get(label):
             worst = max(worst, compare_live(label, res, live, console))
-    if args.plot and rows:
-        regime_curves(rows, args.plot, f"simulated: {peer_args.lengths}, KV {cost.kv_tokens} tokens")
-        console.print(f"curves in {args.plot}")
+    for name in dict.fromkeys(r["workload"] for r in rows) if args.plot else ():
+        path = Path(args.plot)
+        path = path.with_name(f"{path.stem}-{name}{path.suffix}")
+        regime_curves([r for r in rows if r["workload"] == name], path,
+                      f"simulated {name}: {peer_args.lengths}, KV {cost.kv_tokens} tokens")
+        console.print(f"curves in {path}")
     if args.out:
         doc = {"capacity_rps": cap, "seeds": seeds, "summaries": dump}
         Path(args.out).write_text(json.dumps(doc, indent=1))

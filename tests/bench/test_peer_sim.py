@@ -90,7 +90,7 @@ def test_peer_sim_sweeps_load_against_simulated_capacity(tmp_path, capsys):
     out, png = tmp_path / "sim.json", tmp_path / "curves.png"
     peer_args = "--lengths chat -n 40 --kv-requests 8 --workloads saturation,heavy-bursts --loads 0.5,1.2"
     rc = peer_sim.main(["--peer-args", peer_args, "--caps", "", "--out", str(out), "--plot", str(png)])
-    assert rc == 0 and png.stat().st_size > 10_000
+    assert rc == 0 and (tmp_path / "curves-heavy-bursts.png").stat().st_size > 10_000
     doc = json.loads(out.read_text())
     assert doc["capacity_rps"] > 0
     assert set(doc["summaries"]) == {"saturation", "heavy-bursts@0.5", "heavy-bursts@1.2"}
@@ -120,7 +120,7 @@ def test_peer_curves_take_the_load_labels_with_their_spread(tmp_path):
     cell = {k: {"median": 2.0, "min": 1.0, "max": 3.0} for k in ("mean", "p99", "ttft_p50", "ttft_p99")}
     summary = {"saturation": {"vllm": cell}, "heavy-bursts@0.9": {"vllm": cell, "skipjoin": cell},
                "heavy-bursts@1.2": {"vllm": cell, "skipjoin": cell}}
-    rows = curve_rows(summary)
+    rows = curve_rows(summary, "heavy-bursts")
     assert sorted((r["policy"], r["load"]) for r in rows) == [
         ("skipjoin", 0.9), ("skipjoin", 1.2), ("vllm", 0.9), ("vllm", 1.2)]
     assert all(r["lo"]["mean"] == 1.0 and r["hi"]["p99"] == 3.0 for r in rows)
