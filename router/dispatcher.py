@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import IntEnum
 
 import httpx
 import redis.asyncio as redis
@@ -63,6 +64,30 @@ def _error_event(status: int, message: str, code: str) -> Event:
     return Event(ERROR, json.dumps(error_body(message, type_="server_error", code=code)).encode(), status)
 
 
+class Stop(IntEnum):
+    """Why a running job's task was cancelled; when two race, the higher one wins."""
+
+    MOVE = 1  # its engine stopped answering before the first token: re-dispatch it
+    CLIENT = 2  # its client went away: ack it, answer nothing
+    TIMEOUT = 3  # it ran past job_timeout_s: answer 503
+
+
+@dataclass
+class Running:
+    """A job this dispatcher popped and holds the lease of, until its task ends (then the acker
+    holds it). A cancel with no `stop` is a lost lease: the job is another dispatcher's."""
+
+    job: Job
+    replica: Replica  # where it runs now (a move changes it)
+    task: asyncio.Task = field(init=False)  # set by _start right after the record is made
+    sink: LocalSink | RemoteSink | None = None  # set once its task starts: what it has sent
+    stop: Stop | None = None
+
+    def stop_for(self, why: Stop) -> None:
+        if self.stop is None or why > self.stop:
+            self.stop = why
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -89,11 +114,7 @@ class Dispatcher:
         self.acker = Acker(client, queue, usage, clock)
         self.sinks = Sinks(client, owner, inbox, cfg.result_ttl_s)
         self.watch = RedisWatch(cfg.lease_s)
-        self._jobs: dict[str, tuple[Job, Replica]] = {}
-        self._client_cancelled: set[str] = set()
-        self._timed_out: set[str] = set()
-        self._sinks: dict[str, LocalSink | RemoteSink] = {}  # running jobs' sinks (what they sent)
-        self._moving: set[str] = set()  # jobs cancelled to be re-dispatched (their engine hangs)
+        self._jobs: dict[str, Running] = {}
         self._tasks: list[asyncio.Task] = []
         self._stoppers: set[asyncio.Task] = set()
         # Whether the queue may hold jobs: a finished job wakes the loop only then (saves a pop
@@ -135,12 +156,11 @@ class Dispatcher:
     def cancel(self, job_id: str, ack: bool = True) -> None:
         """Stop a job upstream (closing the connection cancels it there). `ack`: also delete it
         from Redis (its client went away); otherwise leave Redis alone (its lease was lost)."""
-        held = self._jobs.get(job_id)
-        if held is not None:
+        run = self._jobs.get(job_id)
+        if run is not None:
             if ack:
-                self._client_cancelled.add(job_id)
-            task = held[1].tasks[job_id]
-            self._stoppers.add(stopper := asyncio.get_running_loop().create_task(cancel_and_wait([task])))
+                run.stop_for(Stop.CLIENT)
+            self._stoppers.add(stopper := asyncio.get_running_loop().create_task(cancel_and_wait([run.task])))
             stopper.add_done_callback(self._stoppers.discard)
 
     # --- the dispatch loop ---
@@ -234,21 +254,22 @@ class Dispatcher:
             idx = min(open_, key=lambda i: (not states[i].healthy, states[i].busy, states[i].inflight))
         replica = self.replicas[idx]
         replica.remember(job.prefix_key)
-        self._jobs[job.id] = (job, replica)
-        task = replica.tasks[job.id] = asyncio.create_task(self._run(job, replica))
-        timer = asyncio.get_running_loop().call_later(self.cfg.job_timeout_s, self._time_out, job.id, task)
+        run = self._jobs[job.id] = Running(job, replica)
+        task = run.task = replica.tasks[job.id] = asyncio.create_task(self._run(run))
+        timer = asyncio.get_running_loop().call_later(self.cfg.job_timeout_s, self._time_out, run)
         task.add_done_callback(lambda _: timer.cancel())
         self.metrics.inflight.labels(replica.url).set(replica.inflight)
         self.metrics.dispatched(job, replica.url, max(0.0, time.time() - job.enqueued_wall))
 
-    def _time_out(self, job_id: str, task: asyncio.Task) -> None:
-        self._timed_out.add(job_id)
-        task.cancel()
+    def _time_out(self, run: Running) -> None:
+        run.stop_for(Stop.TIMEOUT)
+        run.task.cancel()
 
     # --- one job ---
-    async def _run(self, job: Job, replica: Replica) -> None:
+    async def _run(self, run: Running) -> None:
+        job, replica = run.job, run.replica
         request_id.set(job.request_id)  # this task's log lines name the client's request
-        sink = self._sinks[job.id] = self.sinks.for_job(job)
+        sink = run.sink = self.sinks.for_job(job)
         tried: list[Replica] = []
         try:
             while True:
@@ -258,9 +279,9 @@ class Dispatcher:
                 except (*_ENGINE_GONE, asyncio.CancelledError) as exc:
                     # The engine died or hangs: before the client saw anything, try another one.
                     if isinstance(exc, asyncio.CancelledError):
-                        if job.id not in self._moving:
+                        if run.stop is not Stop.MOVE:
                             raise
-                        self._moving.discard(job.id)
+                        run.stop = None
                         asyncio.current_task().uncancel()  # type: ignore[union-attr]
                     else:
                         replica.healthy = False
@@ -268,7 +289,7 @@ class Dispatcher:
                     spare = None if sink.sent else self._spare(job, tried)
                     if spare is None:
                         raise
-                    replica = self._move(job, replica, spare)
+                    replica = self._move(run, spare)
             await self._finish(job, out)
         except UpstreamUnavailable as exc:
             replica.healthy = False
@@ -278,9 +299,9 @@ class Dispatcher:
         except LeaseLost:
             log.warning("job %s: lease lost; stopped (another dispatcher holds it)", job.id)
         except asyncio.CancelledError:
-            if job.id in self._timed_out:
+            if run.stop is Stop.TIMEOUT:
                 await self._fail(job, sink, _error_event(503, "engine timed out", "upstream_timeout"))
-            elif job.id in self._client_cancelled:
+            elif run.stop is Stop.CLIENT:
                 self.acker.add(job, None)
             else:
                 raise
@@ -288,12 +309,8 @@ class Dispatcher:
             log.warning("job %s on %s: %r", job.id, replica.url, exc)
             await self._fail(job, sink, _error_event(502, f"upstream failed: {exc!r}", "upstream_error"))
         finally:
-            replica.tasks.pop(job.id, None)
             self._jobs.pop(job.id, None)
-            self._sinks.pop(job.id, None)
-            self._moving.discard(job.id)
-            self._client_cancelled.discard(job.id)
-            self._timed_out.discard(job.id)
+            replica.tasks.pop(job.id, None)
             self.metrics.inflight.labels(replica.url).set(replica.inflight)
             if self._backlog:
                 self._wake.set()
@@ -307,10 +324,11 @@ class Dispatcher:
         idx = choose_replica(states, RequestInfo(job.predicted, self.cfg.role_threshold))
         return left[idx if idx is not None else 0]
 
-    def _move(self, job: Job, old: Replica, new: Replica) -> Replica:
+    def _move(self, run: Running, new: Replica) -> Replica:
+        job, old = run.job, run.replica
         log.warning("job %s: %s failed before its first token; re-dispatched to %s", job.id, old.url, new.url)
         new.tasks[job.id] = old.tasks.pop(job.id)
-        self._jobs[job.id] = (job, new)
+        run.replica = new
         self.metrics.inflight.labels(old.url).set(old.inflight)
         self.metrics.inflight.labels(new.url).set(new.inflight)
         self.metrics.redispatched.inc()
@@ -321,11 +339,10 @@ class Dispatcher:
         a healthy replica (if there is one); started ones run on, or time out with an error."""
         if not any(r.healthy and not r.paused for r in self.replicas):
             return
-        for job_id, task in list(replica.tasks.items()):
-            sink = self._sinks.get(job_id)
-            if sink is not None and not sink.sent:
-                self._moving.add(job_id)
-                task.cancel()
+        for run in list(self._jobs.values()):
+            if run.replica is replica and run.sink is not None and not run.sink.sent:
+                run.stop_for(Stop.MOVE)
+                run.task.cancel()
 
     async def _fail(self, job: Job, sink, ev: Event) -> None:
         try:
@@ -354,7 +371,7 @@ class Dispatcher:
     async def _upkeep(self, settled: bool) -> None:
         """Renew what this dispatcher holds (running, or answered and not yet acked); reap expired
         leases only once Redis has been up for a lease (see outage.py)."""
-        held = [j for j, _ in self._jobs.values()] + self.acker.unacked()
+        held = [run.job for run in self._jobs.values()] + self.acker.unacked()
         for job_id in await self.queue.renew(held, self.owner, check_fronts=settled):
             self.cancel(job_id, ack=False)
         if not settled:
