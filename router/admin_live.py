@@ -47,7 +47,7 @@ async def list_requests(request: Request) -> dict[str, Any]:
 @router.delete("/requests/{job_id}")
 async def cancel_request(request: Request, job_id: str) -> dict[str, Any]:
     a: AdminState = request.app.state.admin
-    if not await admin_requests.cancel(a.queue, job_id, int(a.settings.request_timeout_s)):
+    if not await admin_requests.cancel(a.queue, job_id, result_ttl_s=int(a.settings.request_timeout_s)):
         raise ApiError(404, f"no queued or running request {job_id}", code="not_found")
     await _audit(a, who(request), job_id)
     return {"id": job_id, "cancelled": True}

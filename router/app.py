@@ -72,19 +72,26 @@ def _configs(settings: Settings) -> tuple[ScoreConfig, QueueConfig, DispatcherCo
     roles_enabled = any(roles)
     buckets = buckets_for_role("", roles_enabled)
     score = ScoreConfig(
-        settings.aging_rate, settings.tenant_penalty, parse_class_weights(settings.class_weights)
+        aging_rate=settings.aging_rate,
+        tenant_penalty=settings.tenant_penalty,
+        class_weights=parse_class_weights(settings.class_weights),
     )
-    queue = QueueConfig(buckets, settings.max_queue, settings.lease_s, int(settings.request_timeout_s))
-    window = WindowConfig(settings.window_min, settings.window_max, settings.window_headroom)
+    result_ttl_s = int(settings.request_timeout_s)  # an answer waits as long as a request may run
+    queue = QueueConfig(
+        buckets=buckets, max_queue=settings.max_queue, lease_s=settings.lease_s, result_ttl_s=result_ttl_s
+    )
+    window = WindowConfig(
+        window_min=settings.window_min, window_max=settings.window_max, headroom=settings.window_headroom
+    )
     disp = DispatcherConfig(
-        window,
-        settings.role_threshold,
-        roles_enabled,
-        settings.poll_interval_s,
-        settings.load_poll_s,
-        settings.lease_s,
-        int(settings.request_timeout_s),
-        settings.request_timeout_s,
+        window=window,
+        role_threshold=settings.role_threshold,
+        roles_enabled=roles_enabled,
+        poll_interval_s=settings.poll_interval_s,
+        load_poll_s=settings.load_poll_s,
+        lease_s=settings.lease_s,
+        result_ttl_s=result_ttl_s,
+        job_timeout_s=settings.request_timeout_s,
     )
     return score, queue, disp, roles
 
@@ -96,15 +103,15 @@ def create_app(
     replaces the one `settings.predictor` names."""
     score_cfg, queue_cfg, disp_cfg, roles = _configs(settings)
     front_cfg = FrontConfig(
-        score_cfg,
-        settings.default_class,
-        settings.role_threshold,
-        disp_cfg.roles_enabled,
-        settings.lease_s,
-        settings.probe_timeout_s,
-        settings.request_timeout_s,
-        tuple(settings.engine_urls),
-        settings.engine_priority,
+        score=score_cfg,
+        default_class=settings.default_class,
+        role_threshold=settings.role_threshold,
+        roles_enabled=disp_cfg.roles_enabled,
+        lease_s=settings.lease_s,
+        probe_timeout_s=settings.probe_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
+        engine_urls=tuple(settings.engine_urls),
+        engine_priority=settings.engine_priority,
     )
     api_keys = parse_api_keys(settings.api_keys)
     if not settings.redis_url:
@@ -120,7 +127,7 @@ def create_app(
         proc_id = uuid.uuid4().hex[:12]
         metrics, inbox, queue = Metrics(), Inbox(), RedisQueue(client, queue_cfg)
         usage = TenantUsage(
-            client, UsageConfig(settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
+            client, UsageConfig(window_s=settings.tenant_window_s, cache_s=settings.tenant_usage_cache_s)
         )
         name = settings.predictor or "heuristic"
         chosen = predictor or build_predictor(

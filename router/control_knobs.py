@@ -88,11 +88,17 @@ def from_settings(settings: Settings) -> dict[str, Any]:
 
 
 def score_config(knobs: dict[str, Any]) -> ScoreConfig:
-    return ScoreConfig(knobs["aging_rate"], knobs["tenant_penalty"], dict(knobs["class_weights"]))
+    return ScoreConfig(
+        aging_rate=knobs["aging_rate"],
+        tenant_penalty=knobs["tenant_penalty"],
+        class_weights=dict(knobs["class_weights"]),
+    )
 
 
 def window_config(knobs: dict[str, Any]) -> WindowConfig:
-    return WindowConfig(knobs["window_min"], knobs["window_max"], knobs["window_headroom"])
+    return WindowConfig(
+        window_min=knobs["window_min"], window_max=knobs["window_max"], headroom=knobs["window_headroom"]
+    )
 
 
 def usage_config(knobs: dict[str, Any], base: UsageConfig) -> UsageConfig:
