@@ -38,10 +38,6 @@ def parse_json(raw: bytes) -> dict:
     return data
 
 
-def parse_model(raw: bytes, model: type[M]) -> M:
-    return validate(parse_json(raw), model)
-
-
 def validate(data: dict, model: type[M]) -> M:
     """The fields the gateway itself reads, checked; a bad one is a 400 naming it (as OpenAI, vLLM)."""
     try:

@@ -71,11 +71,6 @@ class SamplingFields(BaseModel):
             raise ValueError("stop: at most 4 sequences")
         return self
 
-    def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
