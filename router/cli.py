@@ -7,7 +7,7 @@ import sys
 
 COMMANDS = {
     "serve": ("router.serve", "Run the gateway (starts Redis and the embedded engine when unset)"),
-    "engine": ("engine.vllm.launch", "Run vLLM with skipjoin's scheduler (or --backend sglang)"),
+    "engine": ("engine.launch", "Run vLLM with skipjoin's scheduler (or --backend sglang)"),
     "bench": ("bench.load", "Load-generate against any OpenAI-compatible URL"),
     "simulate": ("bench.simulate", "Trace-driven simulation of the scheduling policies"),
     "predictor-eval": ("predictor.evaluate", "Evaluate the length predictors"),

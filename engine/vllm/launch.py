@@ -1,8 +1,8 @@
-"""`skipjoin engine`: vLLM's OpenAI server with skipjoin's scheduler inside.
+"""`skipjoin engine` on vLLM (the default backend, `engine/launch.py`): vLLM's OpenAI server with
+skipjoin's scheduler inside. Also `python -m engine.vllm.launch`.
 
     skipjoin engine                                   # SmolLM2-135M on vLLM's CPU build, MLFQ
     skipjoin engine --model /models/llama --policy fcfs -- --tensor-parallel-size 2
-    skipjoin engine --backend sglang --model PATH [SGLang flags...]
 
 Everything after `--` goes to vLLM unchanged. The scheduler's own settings travel as
 `SKIPJOIN_ENGINE_*` environment variables (vLLM builds the scheduler in its engine process).
@@ -38,8 +38,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
-    ap = argparse.ArgumentParser(prog="skipjoin engine", description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=("vllm", "sglang"), default="vllm")
+    ap = argparse.ArgumentParser(prog="skipjoin engine", description=__doc__.split("\n")[0],
+                                 epilog="`skipjoin engine --backend sglang` runs SGLang (engine/launch.py)")
     ap.add_argument("--model", default="smollm2", help="'smollm2' (the bundled default) or an HF folder/id")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8100)
@@ -60,8 +60,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--kv-cache-gib", type=float, default=4.0, help="vLLM-CPU's KV space")
     ap.add_argument("--threads", default=None, help="CPU cores for vLLM's OpenMP, e.g. 0-1 (default: all)")
     ap.add_argument("--log-level", default="warning")
-    if argv[:2] == ["--backend", "sglang"] or (argv and argv[0] == "--backend=sglang"):
-        return ap.parse_args(argv[:2]), argv[2:] + extra
     args = ap.parse_args(argv)
     return args, extra
 
@@ -118,10 +116,6 @@ def vllm_env(args: argparse.Namespace, cpu: bool) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.backend == "sglang":
-        from engine.sglang.launch import main as sglang_main
-
-        return int(sglang_main(extra) or 0)
     try:
         if not args.stock:  # plain vLLM (the comparison arm) runs no skipjoin code inside
             check_version(installed_version())
