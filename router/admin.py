@@ -96,11 +96,11 @@ async def stats(request: Request) -> dict[str, Any]:
                                 await admin_stats.gateways(a.store.r), knobs)
 
 
-def install_admin(app: FastAPI, token: str | None) -> None:
-    """Mount `/admin` (and the dashboard) only when a token is set."""
-    if not token:
+def install_admin(app: FastAPI, tokens: dict[str, str]) -> None:
+    """Mount `/admin` (and the dashboard) only when a token is set (`operator_tokens`)."""
+    if not tokens:
         return
-    app.state.admin_token = token
+    app.state.admin_tokens = tokens
     app.include_router(router)
     app.include_router(admin_live.router)
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")

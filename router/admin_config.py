@@ -16,7 +16,7 @@ from router.control import ENGINE, GATEWAY, Conflict, ControlStore, Doc, Snapsho
 from router.errors import ApiError
 from router.settings import Settings
 
-SECRET = ("api_keys", "admin_token", "redis_url")
+SECRET = ("api_keys", "admin_token", "admin_tokens", "redis_url")
 RETRIES = 5  # compare-and-set attempts when admins race
 
 

@@ -34,18 +34,43 @@ class AdminState:
     usage: TenantUsage
 
 
+def operator_tokens(admin_token: str, admin_tokens: str) -> dict[str, str]:
+    """Operator name by bearer token: `admin_token` is operator "admin"; `admin_tokens` adds
+    `name:token,...` (one per operator, so the audit log names who changed what)."""
+    out: dict[str, str] = {admin_token: "admin"} if admin_token else {}
+    for item in (x.strip() for x in admin_tokens.split(",") if x.strip()):
+        name, sep, token = item.partition(":")
+        name, token = name.strip(), token.strip()
+        if not sep or not name or not token or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"SKIPJOIN_ADMIN_TOKENS: expected name:token with a name of letters, digits, "
+                             f"- or _, got {item.split(':')[0]!r}:…")
+        if token in out:
+            raise ValueError(f"SKIPJOIN_ADMIN_TOKENS: {name!r} reuses another operator's token")
+        out[token] = name
+    return out
+
+
 def check_token(request: Request) -> AdminState:
-    token = request.app.state.admin_token.encode()
     scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+    name = None
+    if scheme.lower() == "bearer":
+        # Compare with every token (each in constant time), so the time does not say which matched.
+        for token, operator in request.app.state.admin_tokens.items():
+            if hmac.compare_digest(given.strip().encode(), token.encode()):
+                name = operator
+    if name is None:
         raise ApiError(401, "admin token required: Authorization: Bearer <SKIPJOIN_ADMIN_TOKEN>",
                        code="invalid_admin_token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.operator = name
     return request.app.state.admin
 
 
 def who(request: Request) -> str:
+    """The audit name: the operator the token belongs to, then any self-declared label in brackets
+    (`X-Skipjoin-Admin`, e.g. the dashboard's), never the label alone."""
     client = request.client.host if request.client else "?"
-    return f"{request.headers.get('x-skipjoin-admin', 'admin')}@{client}"
+    label = (request.headers.get("x-skipjoin-admin") or "").strip()[:64]
+    return f"{request.state.operator}@{client}" + (f" ({label})" if label else "")
 
 
 async def read_json(request: Request) -> Any:

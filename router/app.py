@@ -16,6 +16,7 @@ from predictor.base import Predictor
 from predictor.registry import build_predictor
 from predictor.trainer import start_trainer
 from router.admin import install_admin
+from router.admin_http import operator_tokens
 from router.admin_mount import start_admin
 from router.api import install_routes
 from router.auth import Caller, parse_api_keys
@@ -202,7 +203,7 @@ def create_app(
     install_error_handlers(app)
     install_routes(app)
     install_openapi(app)
-    install_admin(app, settings.admin_token)
+    install_admin(app, operator_tokens(settings.admin_token, settings.admin_tokens))
     install_ready(app)
     install_proxy_paths(app)
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)

@@ -61,9 +61,10 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started:  # the one line saying where it serves (the rest is quiet at --log-level warning)
             s = self.settings
+            admin = "on" if s.admin_token or s.admin_tokens else "off"
             logging.getLogger("skipjoin.start").info(
                 "skipjoin gateway ready on http://%s:%d (engines %s; redis %s; predictor %s; admin %s)",
-                s.host, s.port, s.engines, s.redis_url, s.predictor, "on" if s.admin_token else "off",
+                s.host, s.port, s.engines, s.redis_url, s.predictor, admin,
             )
 
 

@@ -79,8 +79,11 @@ class Settings(BaseSettings):
     log_format: str = "text"
 
     # --- admin (router/admin.py) ---
-    # Bearer token for /admin and /dashboard. Empty: admin is off (404).
+    # Bearer token for /admin and /dashboard, operator "admin" in the audit log. Empty (and no
+    # admin_tokens): admin is off (404).
     admin_token: str = ""
+    # One token per operator, `name:token,...`: the audit log names the token's operator.
+    admin_tokens: str = ""
 
     # --- embedded engine (used by `serve` when `engines` is empty, and by `skipjoin engine`) ---
     engine_port: int = 8100

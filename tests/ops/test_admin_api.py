@@ -93,7 +93,8 @@ def test_audit_lists_each_change_with_who_when_old_new(gw):
         ("gateway", {"aging_rate": 3.0}, {"aging_rate": 4.0}),
         ("gateway", {}, {"aging_rate": 3.0}),
     ]
-    assert all(e["who"].startswith("tester@127.0.0.1") and e["at"] > 0 for e in entries)
+    # The token's operator (the single token is "admin"), then the label the client sent.
+    assert all(e["who"] == "admin@127.0.0.1 (tester)" and e["at"] > 0 for e in entries)
     assert a.get("/admin/audit", params={"limit": 1}).json()["entries"][0]["target"] == "engine"
 
 
@@ -129,3 +130,27 @@ def test_reset_drops_an_override_back_to_the_setting(gw):
     assert a.delete("/admin/config/gateway/aging_rate").status_code == 404
     assert a.delete("/admin/config/nowhere/x").status_code == 404
     assert a.get("/admin/audit").json()["entries"][0]["new"] == {"max_queue": 5}
+
+
+def test_named_operator_tokens_put_the_token_owner_in_the_audit_log(redis_server, redis_client):
+    tokens = "alice:tok-alice,bob:tok-bob"
+    with upstream() as up, gateway(redis_server.url, up.url, admin_token=TOKEN, admin_tokens=tokens) as g:
+        # Alice claims to be bob in the self-declared label: the log still names alice.
+        alice = httpx.Client(base_url=g.url, timeout=10, headers={
+            "Authorization": "Bearer tok-alice", "X-Skipjoin-Admin": "bob"})
+        assert alice.patch("/admin/config/gateway", json={"aging_rate": 2.0}).status_code == 200
+        bob = admin(g.url, token="tok-bob")
+        assert bob.patch("/admin/config/gateway", json={"aging_rate": 3.0}).status_code == 200
+        assert admin(g.url).patch("/admin/config/gateway", json={"aging_rate": 4.0}).status_code == 200
+        assert admin(g.url, token="tok-carol").get("/admin/audit").status_code == 401
+        whos = [e["who"] for e in bob.get("/admin/audit").json()["entries"]]
+        assert whos == ["admin@127.0.0.1 (tester)", "bob@127.0.0.1 (tester)", "alice@127.0.0.1 (bob)"]
+        shown = json.dumps(bob.get("/admin/config").json())
+        assert "tok-alice" not in shown and "tok-bob" not in shown  # secrets are never echoed
+
+
+@pytest.mark.parametrize("bad", ["alice", ":tok", "alice:", "al ice:tok", "a:same,b:same"])
+def test_malformed_operator_tokens_stop_the_gateway_at_start(redis_server, bad):
+    with pytest.raises(ValueError, match="SKIPJOIN_ADMIN_TOKENS"):
+        with upstream() as up, gateway(redis_server.url, up.url, admin_tokens=bad):
+            pass

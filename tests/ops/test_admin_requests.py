@@ -61,7 +61,7 @@ async def test_cancel_a_queued_request_answers_its_client_and_never_runs_it(held
     assert [x["prompt"] for x in held.upstream.state.received] == ["[hold]"]
     [entry] = a.get("/admin/audit").json()["entries"]  # the cancel is audited (the 404 is not)
     assert (entry["target"], entry["new"], entry["who"].split("@")[0]) == (
-        "request", {"id": job_id, "cancelled": True}, "tester")
+        "request", {"id": job_id, "cancelled": True}, "admin")
 
 
 async def test_cancel_a_running_request_stops_it_upstream(held):
