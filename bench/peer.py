@@ -39,7 +39,15 @@ from rich.table import Table
 
 from bench.load import one
 from bench.plots import regime_curves
-from bench.regime import LENGTHS, blocks_for, load_label, requests_worth, split_label, sustained_rps
+from bench.regime import (
+    BLOCK_TOKENS,
+    LENGTHS,
+    blocks_for,
+    load_label,
+    requests_worth,
+    split_label,
+    sustained_rps,
+)
 from bench.sim_metrics import summarize
 from bench.workloads import Bursts, LengthSpec, Workload, all_at_once, make_workload, poisson_arrivals
 from router.procs import spawn, stop, wait_healthy
@@ -92,7 +100,7 @@ def regime(args: argparse.Namespace, capacity_rps: float | None) -> dict:
     preset = LENGTHS[args.lengths]
     return {"lengths": args.lengths, "lengths_note": preset.note, "mean_prompt": args.mean_prompt,
             "mean_output": args.mean_output, "kv_blocks": blocks,
-            "kv_tokens": blocks * 32 if blocks else None,
+            "kv_tokens": blocks * BLOCK_TOKENS if blocks else None,
             "kv_requests_worth": round(requests_worth(blocks, preset), 1) if blocks else None,
             "max_num_seqs": args.max_num_seqs, "capacity_rps": capacity_rps}
 
@@ -134,8 +142,9 @@ class Deployment:
         if a.engine_threads:
             engine += ["--threads", a.engine_threads]
         vllm_args = []  # the same memory for both engines
-        if kv_blocks(a):
-            vllm_args += ["--num-gpu-blocks-override", str(kv_blocks(a))]
+        blocks = kv_blocks(a)
+        if blocks:
+            vllm_args += ["--num-gpu-blocks-override", str(blocks)]
         if a.max_num_seqs:
             vllm_args += ["--max-num-seqs", str(a.max_num_seqs)]
         stock_port, sj_port, self.control_port = free_port(), free_port(), free_port()
@@ -213,7 +222,7 @@ async def run_arm(url: str, w: Workload, timeout_s: float) -> dict:
 
         await asyncio.gather(*(fire(i) for i in range(n)))
     s = summarize(w.arrival, first, done, w.output_len).to_dict()
-    return {**s, "failed": int(np.isnan(done).sum()), 
+    return {**s, "failed": int(np.isnan(done).sum()),
             "sustained_rps": sustained_rps(first - w.arrival.min(), done - w.arrival.min(), w.output_len)}
 
 

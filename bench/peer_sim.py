@@ -38,7 +38,7 @@ from bench.costmodel import PROVENANCE, CostModel, parse_overrides, preset
 from bench.peer import kv_blocks, labels, prompt_spec, shapes, workload
 from bench.peer import parse_args as peer_parse
 from bench.plots import regime_curves
-from bench.regime import TEMPLATE_TOKENS, split_label, sustained_rps
+from bench.regime import BLOCK_TOKENS, TEMPLATE_TOKENS, split_label, sustained_rps
 from bench.sim_cluster import simulate
 from bench.sim_metrics import Summary, summarize
 from bench.sim_predict import with_predictions
@@ -73,7 +73,7 @@ def engine_cost(cost: CostModel, peer_args: argparse.Namespace, overrides: dict)
     """The preset with the live engines' memory (bench.peer's flags); explicit overrides win."""
     changes: dict = {}
     if kv_blocks(peer_args):
-        changes["kv_tokens"] = kv_blocks(peer_args) * 32
+        changes["kv_tokens"] = kv_blocks(peer_args) * BLOCK_TOKENS
     if peer_args.max_num_seqs:
         changes["max_batch"] = peer_args.max_num_seqs
     return cost.updated(changes | overrides)

@@ -30,6 +30,8 @@ from bench.peer import labels, shapes
 from bench.peer import parse_args as peer_parse
 from bench.peer_sim import REQUEST_OVERHEAD_S, capacity_rps, engine_cost, run, sim_workload
 from bench.regime import split_label
+from bench.sim_metrics import Summary
+from bench.workloads import Workload
 from engine.policy import PolicyConfig
 
 GRID = {
@@ -46,20 +48,28 @@ def candidates() -> list[dict]:
     return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*GRID.values())]
 
 
-def score(knobs: dict, todo: list[str], peer_args, cost, seeds: list[int], cap: float,
-          overhead: float) -> dict:
-    """Per label: mean over seeds of skipjoin's ratios (mean, p99, tok/s) to FCFS on the same workload."""
-    sj, fcfs = PolicyConfig().updated(knobs), PolicyConfig(name="fcfs")
-    out = {}
-    for label in todo:
-        load = split_label(label)[1]
-        ratios = []
-        for s in seeds:
-            w = sim_workload(label, peer_args, load * cap if load else None, s)
-            a, b = run(w, sj, cost, overhead), run(w, fcfs, cost, overhead)
-            ratios.append((a.mean / b.mean, a.p99 / b.p99, a.tokens_per_s / b.tokens_per_s))
-        out[label] = dict(zip(("mean", "p99", "thr"), np.mean(ratios, axis=0).tolist(), strict=True))
-    return out
+class Scorer:
+    """Simulates each (label, seed) workload and its FCFS baseline once, then every candidate on them."""
+
+    def __init__(self, todo: list[str], peer_args, cost, seeds: list[int], cap: float, overhead: float):
+        self.cost, self.overhead = cost, overhead
+        self.cases: dict[str, list[tuple[Workload, Summary]]] = {}
+        for label in todo:
+            load = split_label(label)[1]
+            ws = [sim_workload(label, peer_args, load * cap if load else None, s) for s in seeds]
+            self.cases[label] = [(w, run(w, PolicyConfig(name="fcfs"), cost, overhead)) for w in ws]
+
+    def score(self, knobs: dict) -> dict:
+        """Per label: mean over seeds of skipjoin's ratios (mean, p99, tok/s) to FCFS on the same workload."""
+        sj = PolicyConfig().updated(knobs)
+        out = {}
+        for label, cases in self.cases.items():
+            ratios = []
+            for w, b in cases:
+                a = run(w, sj, self.cost, self.overhead)
+                ratios.append((a.mean / b.mean, a.p99 / b.p99, a.tokens_per_s / b.tokens_per_s))
+            out[label] = dict(zip(("mean", "p99", "thr"), np.mean(ratios, axis=0).tolist(), strict=True))
+        return out
 
 
 def contended(label: str) -> bool:
@@ -94,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     tune = [int(x) for x in args.tune_seeds.split(",")]
     held = [int(x) for x in args.report_seeds.split(",")]
     cap_tune, cap_held = (capacity_rps(peer_args, cost, s, overhead) for s in (tune, held))
+    tuning = Scorer(todo, peer_args, cost, tune, cap_tune, overhead)
     rows = []
     for knobs in candidates():
-        r = score(knobs, todo, peer_args, cost, tune, cap_tune, overhead)
+        r = tuning.score(knobs)
         rows.append({"knobs": knobs, "labels": r, **summary(r)})
     ok = [r for r in rows if r["worst_thr"] >= 0.97 and r["worst_cool_mean"] <= 1.03]
     if not ok:  # say how close the grid came, and pick among all
@@ -121,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title=f"held-out seeds {held}: skipjoin / plain vLLM (simulated)")
     for col in ("label", "defaults mean×", "p99×", "tok/s×", "pick mean×", "p99×", "tok/s×"):
         t.add_column(col, justify="right")
-    base = score({}, todo, peer_args, cost, held, cap_held, overhead)
-    picked = score(pick["knobs"], todo, peer_args, cost, held, cap_held, overhead)
+    held_out = Scorer(todo, peer_args, cost, held, cap_held, overhead)
+    base, picked = held_out.score({}), held_out.score(pick["knobs"])
     for label in todo:
         a, b = base[label], picked[label]
         t.add_row(label, *(f"{x[k]:.2f}" for x in (a, b) for k in ("mean", "p99", "thr")))

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.workloads import LengthSpec
-
 BLOCK_TOKENS = 32  # the CPU engine's KV block (`engine.vllm.launch`)
 TEMPLATE_TOKENS = 31  # SmolLM2's chat template (default system turn + tags) around each prompt
 
@@ -29,9 +27,6 @@ class Lengths:
     mean_output: float
     max_output: int
     note: str
-
-    def prompt(self) -> LengthSpec:
-        return LengthSpec(self.mean_prompt, self.prompt_cv, 8, self.prompt_max)
 
 
 # Output CVs are the workload's (heavy 2.0, light 0.7); these set the means and bounds.
